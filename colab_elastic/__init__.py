@@ -1,0 +1,65 @@
+"""colab_elastic: a notebook session that survives its runtime.
+
+`%load_ext colab_elastic` records every cell; `%elastic checkpoint` stores what is slow to
+recompute; `%elastic restore` brings the session back on a new runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+from .checkpoint import CheckpointResult
+from .errors import ElasticError, ElasticWarning
+from .planner import Plan
+from .restore import RestoreReport
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Called by `%load_ext colab_elastic`: start recording this shell."""
+    from .extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Called by `%unload_ext colab_elastic` (and `%reload_ext`): stop recording."""
+    from .extension import unload
+
+    unload(ipython)
+
+
+def checkpoint(url: str | None = None, **storage_options: Any) -> CheckpointResult:
+    """Checkpoint the running session to `url` (default: the session's location)."""
+    from .extension import current
+
+    return current().session.checkpoint(url, storage_options)
+
+
+def restore(url: str | None = None, **storage_options: Any) -> RestoreReport:
+    """Restore the newest checkpoint at `url` into the running session."""
+    from .extension import current
+
+    return current().session.restore(url, storage_options)
+
+
+def plan(url: str | None = None, **storage_options: Any) -> Plan:
+    """What a checkpoint to `url` would store and recompute (nothing is written)."""
+    from .extension import current
+
+    return current().session.plan(url, storage_options)
+
+
+__all__ = [
+    "CheckpointResult",
+    "ElasticError",
+    "ElasticWarning",
+    "Plan",
+    "RestoreReport",
+    "__version__",
+    "checkpoint",
+    "load_ipython_extension",
+    "plan",
+    "restore",
+    "unload_ipython_extension",
+]

@@ -1,0 +1,209 @@
+"""Taking a checkpoint: fingerprint the live state, plan, write the chosen groups, commit.
+
+    names ─► fingerprints ─► co-variable groups ─► planner ─► blobs ─► manifest ─► LATEST
+
+Blobs are keyed by the content fingerprint of their group, so a group unchanged since an
+earlier checkpoint to the same place is not written again. A group that turns out not to
+pickle is marked unstorable and the plan is made again without it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import pickle
+import platform
+import sys
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import xxhash
+
+from ._version import __version__
+from .errors import UnpicklableWarning
+from .fingerprint import Fingerprint, overlapping
+from .history import HistoryGraph
+from .planner import Bandwidth, GroupInfo, Plan, plan
+from .recorder import Recorder
+from .serialize import dump_group
+from .store import BlobInfo, Store
+
+log = logging.getLogger("colab_elastic.checkpoint")
+
+FORMAT = 1
+_REPORTED_PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "ipython", "ipykernel", "cloudpickle")
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    """What one checkpoint did: the plan it followed, and what it wrote where."""
+
+    checkpoint: str
+    url: str
+    plan: Plan
+    bytes_written: int
+    blobs_written: int
+    blobs_reused: int
+    seconds: float
+    write_seconds: float
+
+    def __repr__(self) -> str:
+        from .report import checkpoint_text
+
+        return checkpoint_text(self)
+
+    def _repr_html_(self) -> str:
+        from .report import checkpoint_html
+
+        return checkpoint_html(self)
+
+
+@dataclass
+class _Group:
+    info: GroupInfo
+    key: str | None  # content-derived blob key, None when the content is not fully known
+    fingerprints: dict[str, Fingerprint]
+
+
+def _environment() -> dict[str, Any]:
+    packages = {}
+    for name in _REPORTED_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": platform.python_version(), "platform": sys.platform, "packages": packages}
+
+
+def _groups(recorder: Recorder, unpicklable: dict[str, str]) -> list[_Group]:
+    names = recorder.names()
+    fps = {n: recorder.fingerprint(n, fresh=True) for n in names}
+    groups = []
+    for members in overlapping(fps):
+        reasons = [f"{n}: {fps[n].unpicklable}" for n in sorted(members) if fps[n].unpicklable]
+        reasons += [f"{n}: {unpicklable[n]}" for n in sorted(members) if n in unpicklable]
+        classes = [n for n in sorted(members) if isinstance(recorder.namespace[n], type)
+                   and recorder.is_notebook_defined(recorder.namespace[n])]
+        if classes:
+            reasons.append(f"{classes[0]}: a class defined in the notebook is recreated by its cell")
+        key = None
+        if all(fps[n].complete for n in members):
+            h = xxhash.xxh3_128()
+            for n in sorted(members):
+                h.update(f"{n}={fps[n].content};".encode())
+            key = f"g-{h.hexdigest()}"
+        info = GroupInfo(
+            names=frozenset(members),
+            size=sum(fps[n].size for n in members),
+            storable=not reasons,
+            reason=reasons[0] if reasons else "",
+        )
+        groups.append(_Group(info, key, {n: fps[n] for n in members}))
+    return groups
+
+
+def take_checkpoint(
+    recorder: Recorder,
+    graph: HistoryGraph,
+    store: Store,
+    bandwidth: Bandwidth,
+    *,
+    session: str,
+    unpicklable: dict[str, str],
+    known_blobs: dict[str, BlobInfo],
+    dry_run: bool = False,
+) -> tuple[CheckpointResult, list[BlobInfo]]:
+    """Plan, and unless `dry_run`, write and commit one checkpoint. Returns it and the blobs written.
+
+    `known_blobs` are blobs already at this location (by key); groups whose key is among
+    them are not written again. `unpicklable` (name -> reason) is updated with what failed.
+    """
+    started = time.perf_counter()
+    names = recorder.names()
+    graph.adopt(names)
+    graph.forget([n for n in list(graph.active) if n not in set(names)])
+    groups = _groups(recorder, unpicklable)
+    for group in groups:
+        if group.key and group.info.storable and group.key in known_blobs:
+            group.info = GroupInfo(group.info.names, group.info.size, True, "", already_stored=True)
+
+    written: list[BlobInfo] = []
+    blobs: dict[int, BlobInfo] = {}
+    while True:
+        current = plan(graph, [g.info for g in groups], bandwidth)
+        if dry_run:
+            break
+        failed = False
+        for index, decision in enumerate(current.groups):
+            if decision.action != "store" or index in blobs:
+                continue
+            group = groups[index]
+            if group.info.already_stored and group.key is not None:
+                blobs[index] = known_blobs[group.key]
+                continue
+            values = {n: recorder.namespace[n] for n in group.info.names}
+            key = group.key or f"u-{uuid.uuid4().hex}"
+            try:
+                info = store.write_blob(key, lambda f: dump_group(values, f, recorder.namespace))
+            except (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError) as exc:
+                # It looked storable but is not: recompute it, and remember for next time.
+                reason = f"cannot be serialized ({type(exc).__name__}: {exc})".splitlines()[0]
+                for n in group.info.names:
+                    unpicklable[n] = reason
+                warnings.warn(f"{', '.join(sorted(group.info.names))} {reason}; it will be recomputed",
+                              UnpicklableWarning, stacklevel=3)
+                group.info = GroupInfo(group.info.names, group.info.size, False, reason)
+                failed = True
+                break
+            blobs[index] = info
+            written.append(info)
+        if not failed:
+            break
+
+    result_groups = []
+    for index, decision in enumerate(current.groups):
+        group = groups[index]
+        entry: dict[str, Any] = {
+            "decision": decision.to_json(),
+            "fingerprints": {n: {"content": fp.content, "complete": fp.complete} for n, fp in group.fingerprints.items()},
+        }
+        if decision.action == "store" and not dry_run:
+            info = blobs[index]
+            assert info is not None
+            entry["blob"] = {"key": info.key, "digest": info.digest, "size": info.size}
+        result_groups.append(entry)
+
+    checkpoint_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    write_seconds = sum(b.seconds for b in written)
+    result = CheckpointResult(
+        checkpoint=checkpoint_id if not dry_run else "(dry run)",
+        url=store.url,
+        plan=current,
+        bytes_written=sum(b.size for b in written),
+        blobs_written=len(written),
+        blobs_reused=sum(1 for i in blobs if groups[i].info.already_stored),
+        seconds=0.0,
+        write_seconds=write_seconds,
+    )
+    if dry_run:
+        return result, written
+    manifest = {
+        "format": FORMAT,
+        "checkpoint": checkpoint_id,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "session": session,
+        "colab_elastic": __version__,
+        "environment": _environment(),
+        "graph": graph.to_json(),
+        "plan": current.to_json(),
+        "groups": result_groups,
+    }
+    store.commit(manifest)
+    elapsed = time.perf_counter() - started
+    log.info("checkpoint %s: %d blobs written (%d bytes), %d reused in %.3f s", checkpoint_id,
+             len(written), result.bytes_written, result.blobs_reused, elapsed)
+    return CheckpointResult(**{**result.__dict__, "seconds": elapsed}), written

@@ -1,0 +1,72 @@
+"""The `colab-elastic` command: `demo`, `inspect URL`, `verify URL`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .errors import ElasticError
+
+
+def _inspect(url: str) -> int:
+    from .planner import Plan
+    from .report import human_bytes, plan_text
+    from .store import Store
+
+    manifest = Store(url).latest()
+    print(f"checkpoint {manifest['checkpoint']} of session {manifest['session']!r}, created {manifest['created']}")
+    env = manifest.get("environment", {})
+    print(f"python {env.get('python')}, colab_elastic {manifest.get('colab_elastic')}, "
+          + ", ".join(f"{k} {v}" for k, v in sorted(env.get("packages", {}).items())))
+    stored = sum(int(e["blob"]["size"]) for e in manifest["groups"] if "blob" in e)
+    print(f"{len(manifest['graph']['executions']) - 1} cells recorded, {human_bytes(stored)} stored\n")
+    print(plan_text(Plan.from_json(manifest["plan"])))
+    return 0
+
+
+def _verify(url: str) -> int:
+    from .store import Store
+
+    store = Store(url)
+    manifest = store.latest()
+    bad = 0
+    for entry in manifest["groups"]:
+        blob = entry.get("blob")
+        if not blob:
+            continue
+        try:
+            store.read_blob(blob["key"], blob["digest"], int(blob["size"]))
+            print(f"ok       {blob['key']}  {', '.join(entry['decision']['names'])}")
+        except ElasticError as exc:
+            bad += 1
+            print(f"BAD      {blob['key']}  {', '.join(entry['decision']['names'])}: {exc}")
+    print(f"checkpoint {manifest['checkpoint']}: {'all blobs verified' if not bad else f'{bad} bad blobs'}")
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="colab-elastic", description="Checkpoint and restore notebook sessions.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="record, checkpoint, kill, restore and compare, in real kernels, locally")
+    demo.add_argument("--dir", help="folder for the demo's files (default: a new temporary folder)")
+    sub.add_parser("inspect", help="describe the newest checkpoint at URL").add_argument("url")
+    sub.add_parser("verify", help="check every blob of the newest checkpoint at URL").add_argument("url")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return 0 if run_demo(args.dir) else 1
+        if args.command == "inspect":
+            return _inspect(args.url)
+        return _verify(args.url)
+    except ElasticError as exc:
+        print(f"colab-elastic: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

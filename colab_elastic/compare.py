@@ -1,0 +1,132 @@
+"""Comparing two sessions value by value: the oracle of the demo and the tests.
+
+It runs inside a kernel: `snapshot()` in the original session writes what every user
+variable is (with stdlib pickle, independent of how colab_elastic stores things); `compare()`
+in the restored session reads it and says, name by name, whether the value and the aliasing
+(which names share objects) are the same. Numpy arrays compare by dtype and bytes, pandas
+objects by `equals`, functions by code, and values that cannot be pickled (generators,
+locks, files) by what can be observed of them.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import io
+import pickle
+import sys
+import threading
+import types
+from typing import Any, Mapping
+
+from .namespace import user_names
+
+_LOCKS = (type(threading.Lock()), type(threading.RLock()))
+
+
+def _observe(value: Any) -> tuple[str, Any]:
+    if isinstance(value, types.ModuleType):
+        return "module", value.__name__
+    if isinstance(value, type):
+        return "class", value.__qualname__
+    if isinstance(value, types.FunctionType):
+        return "function", (value.__qualname__, value.__code__.co_code, repr(value.__defaults__))
+    if isinstance(value, types.GeneratorType):
+        return "generator", inspect.getgeneratorstate(value)
+    if isinstance(value, _LOCKS):
+        return "lock", value.locked() if hasattr(value, "locked") else None
+    if isinstance(value, io.IOBase) and not isinstance(value, (io.StringIO, io.BytesIO)):
+        return "file", (getattr(value, "name", None), getattr(value, "mode", None), value.closed,
+                        None if value.closed else value.tell())
+    try:
+        return "pickle", pickle.dumps(value, protocol=4)
+    except Exception as exc:  # noqa: BLE001 - anything unpicklable is observed by type only
+        return "type", f"{type(value).__module__}.{type(value).__qualname__} ({type(exc).__name__})"
+
+
+def _reachable(value: Any, limit: int = 200_000) -> set[int]:
+    """Ids of mutable objects reachable from a value, through real references only."""
+    atomic = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
+    seen: set[int] = set()
+    stack = [value]
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        if isinstance(obj, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)) or id(obj) in seen:
+            continue
+        if not isinstance(obj, atomic):
+            seen.add(id(obj))
+        base = getattr(obj, "base", None)
+        if base is not None and type(obj).__name__ == "ndarray":
+            stack.append(base)
+        stack.extend(gc.get_referents(obj))
+    return seen
+
+
+def aliasing(namespace: Mapping[str, Any], names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of names whose values share a mutable object."""
+    reach = {n: _reachable(namespace[n]) for n in names}
+    ordered = sorted(names)
+    return [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :] if reach[a] & reach[b]]
+
+
+def snapshot(path: str, namespace: Mapping[str, Any] | None = None, hidden: Mapping[str, Any] | None = None) -> list[str]:
+    """Write what every user variable is to `path`; returns the names."""
+    namespace, hidden = _shell_namespace(namespace, hidden)
+    names = user_names(namespace, hidden)
+    record = {"values": {n: _observe(namespace[n]) for n in names}, "aliasing": aliasing(namespace, names)}
+    with open(path, "wb") as f:
+        pickle.dump(record, f, protocol=4)
+    return names
+
+
+def _same(kind: str, original: Any, value: Any) -> bool:
+    if kind != "pickle":
+        return _observe(value) == (kind, original)
+    try:
+        before = pickle.loads(original)
+    except Exception:  # noqa: BLE001 - e.g. a notebook class not defined: compare bytes below
+        before = None
+    np = sys.modules.get("numpy")
+    pd = sys.modules.get("pandas")
+    if np is not None and isinstance(value, np.ndarray):
+        return isinstance(before, np.ndarray) and before.dtype == value.dtype and before.shape == value.shape \
+            and before.tobytes() == value.tobytes()
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
+        return type(before) is type(value) and before.equals(value)
+    now = _observe(value)
+    if now == ("pickle", original):
+        return True
+    try:
+        return bool(before == value) and type(before) is type(value)
+    except Exception:  # noqa: BLE001 - an __eq__ that raises is not equality
+        return False
+
+
+def compare(path: str, namespace: Mapping[str, Any] | None = None, hidden: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Compare the live session with a snapshot: {"values": {name: "same"|"differs"|"missing"|"extra"},
+    "aliasing": {"same": bool, "original": [...], "restored": [...]}}."""
+    namespace, hidden = _shell_namespace(namespace, hidden)
+    with open(path, "rb") as f:
+        record = pickle.load(f)
+    names = user_names(namespace, hidden)
+    verdicts: dict[str, str] = {}
+    for name, (kind, original) in record["values"].items():
+        if name not in namespace:
+            verdicts[name] = "missing"
+        else:
+            verdicts[name] = "same" if _same(kind, original, namespace[name]) else "differs"
+    for name in names:
+        if name not in record["values"]:
+            verdicts[name] = "extra"
+    restored = aliasing(namespace, [n for n in names if n in record["values"]])
+    original = [tuple(p) for p in record["aliasing"]]
+    return {"values": verdicts, "aliasing": {"same": restored == original, "original": original, "restored": restored}}
+
+
+def _shell_namespace(namespace: Mapping[str, Any] | None, hidden: Mapping[str, Any] | None) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    if namespace is not None:
+        return namespace, hidden or {}
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.user_ns, shell.user_ns_hidden

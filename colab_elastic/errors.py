@@ -1,0 +1,58 @@
+"""Errors and warnings raised by colab_elastic.
+
+One base class for errors, one family of warnings on stdlib categories::
+
+    ElasticError                     a request we could not carry out (one clear line)
+    ├── NotInIPythonError            the API was called outside an IPython session
+    ├── StorageError                 the checkpoint location cannot be read or written
+    │   ├── CheckpointNotFoundError  no complete checkpoint at that location
+    │   └── CorruptCheckpointError   a manifest or blob is unreadable, truncated or altered
+    └── RestoreError                 a restore could not bring the session back
+
+    ElasticWarning (UserWarning)     something was degraded, never lost silently
+    ├── RecordingWarning             our recording of a cell failed; the user's cell did not
+    ├── UnpicklableWarning           a value cannot be stored and will be recomputed
+    └── RestoreWarning               a value was recomputed instead of loaded, or is missing
+"""
+
+from __future__ import annotations
+
+
+class ElasticError(Exception):
+    """Base of every error colab_elastic raises on purpose."""
+
+
+class NotInIPythonError(ElasticError):
+    """The API needs a running IPython shell with the extension loaded."""
+
+
+class StorageError(ElasticError):
+    """A checkpoint location could not be read or written."""
+
+
+class CheckpointNotFoundError(StorageError):
+    """There is no complete checkpoint at the location."""
+
+
+class CorruptCheckpointError(StorageError):
+    """A manifest or blob did not match its recorded digest or could not be parsed."""
+
+
+class RestoreError(ElasticError):
+    """A restore could not bring the session back."""
+
+
+class ElasticWarning(UserWarning):
+    """Base of every warning colab_elastic emits."""
+
+
+class RecordingWarning(ElasticWarning):
+    """Recording a cell failed; the cell ran normally and is treated conservatively."""
+
+
+class UnpicklableWarning(ElasticWarning):
+    """A value could not be serialized and will be recomputed instead."""
+
+
+class RestoreWarning(ElasticWarning):
+    """A restore degraded: a value was recomputed instead of loaded, or could not be restored."""

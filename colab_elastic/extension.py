@@ -1,0 +1,187 @@
+"""The IPython glue: event hooks, the `%elastic` magic, and rerunning cells quietly.
+
+The only module that talks to IPython. Works with IPython 7.34 (Colab) through 9.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import warnings
+from typing import Any
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from IPython.utils.capture import capture_output
+
+from .config import Settings, safe_name
+from .errors import ElasticError, RecordingWarning
+from .restore import RunOutcome
+from .session import Session
+
+log = logging.getLogger("colab_elastic.extension")
+
+
+class ShellRunner:
+    """Reruns cells in the shell with our hooks silent and their output captured."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.namespace = shell.user_ns
+
+    def run(self, code: str) -> RunOutcome:
+        # silent=True fires no pre/post_run_cell events and keeps history untouched.
+        with capture_output(display=True):
+            result = self.shell.run_cell(code, store_history=False, silent=True)
+        error = result.error_before_exec or result.error_in_exec
+        if error is None:
+            return RunOutcome(True)
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return RunOutcome(False, type(error).__name__, text)
+
+
+def _transform(shell: Any):
+    def transform(raw_cell: str) -> str:
+        return shell.transform_cell(raw_cell)
+
+    return transform
+
+
+def _options(pairs: list[str] | None) -> dict[str, Any]:
+    """`--option key=value` pairs, passed to fsspec as storage options."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            from IPython.core.error import UsageError
+
+            raise UsageError(f"--option expects key=value, got {pair!r}")
+        options[key] = value
+    return options
+
+
+@magics_class
+class ElasticMagics(Magics):
+    """`%elastic checkpoint|restore|plan|status|name`."""
+
+    def __init__(self, shell: Any, session: Session) -> None:
+        super().__init__(shell)
+        self.session = session
+
+    @magic_arguments()
+    @argument("command", choices=["checkpoint", "restore", "plan", "status", "name"], help="what to do")
+    @argument("target", nargs="?", default=None, help="checkpoint URL (or the session name for `name`)")
+    @argument("-o", "--option", action="append", metavar="KEY=VALUE", help="fsspec storage option (repeatable)")
+    @line_magic
+    def elastic(self, line: str) -> None:
+        """Checkpoint and restore this notebook session.
+
+        %elastic checkpoint [URL]   store what is slow to recompute, commit a checkpoint
+        %elastic restore [URL]      load the newest checkpoint, rerun the minimal cells
+        %elastic plan [URL]         dry run: what would be stored, what recomputed, and why
+        %elastic status             where checkpoints go, what the last one covered
+        %elastic name NAME          name this session (its default location follows)
+        """
+        args = parse_argstring(self.elastic, line)
+        options = _options(args.option)
+        session = self.session
+        try:
+            if args.command == "checkpoint":
+                display(session.checkpoint(args.target, options))
+            elif args.command == "restore":
+                display(session.restore(args.target, options))
+            elif args.command == "plan":
+                display(session.plan(args.target, options))
+            elif args.command == "status":
+                display(session.status())
+            elif args.command == "name":
+                if not args.target:
+                    from IPython.core.error import UsageError
+
+                    raise UsageError("%elastic name needs a NAME")
+                session.settings.session = safe_name(args.target)
+                print(f"colab_elastic: session {session.settings.session}, checkpoints go to {session.url()}")
+        except ElasticError as exc:
+            from IPython.core.error import UsageError
+
+            raise UsageError(f"colab_elastic: {exc}") from None
+
+
+class Extension:
+    """What `%load_ext colab_elastic` sets up, and `%unload_ext` takes down again."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.session = Session(
+            shell.user_ns, ShellRunner(shell), hidden=shell.user_ns_hidden, transform=_transform(shell), settings=Settings(),
+        )
+
+    def pre_run_cell(self, info: Any = None) -> None:
+        if info is None or getattr(info, "silent", False):
+            return
+        try:
+            self.session.before_cell(info.raw_cell)
+        except Exception as exc:  # noqa: BLE001 - never break the user's cell
+            warnings.warn(f"colab_elastic: recording failed: {exc!r}", RecordingWarning, stacklevel=2)
+
+    def post_run_cell(self, result: Any = None) -> None:
+        if result is None:
+            return
+        if result.error_before_exec is not None:
+            self.session.recorder.discard_pending()  # nothing ran
+            return
+        try:
+            self.session.after_cell(result.error_in_exec)
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"colab_elastic: recording failed: {exc!r}", RecordingWarning, stacklevel=2)
+
+    def register(self) -> None:
+        self.shell.register_magics(ElasticMagics(self.shell, self.session))
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+
+    def unregister(self) -> None:
+        for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
+            try:
+                self.shell.events.unregister(event, callback)
+            except ValueError:
+                log.debug("%s callback was already unregistered", event)
+        magics = self.shell.magics_manager.magics.get("line", {})
+        magics.pop("elastic", None)
+
+
+_extensions: dict[int, Extension] = {}
+
+
+def load(shell: Any) -> Extension:
+    if id(shell) in _extensions:
+        return _extensions[id(shell)]
+    extension = Extension(shell)
+    extension.register()
+    _extensions[id(shell)] = extension
+    print(f"colab_elastic: recording this session; checkpoints go to {extension.session.url()}")
+    return extension
+
+
+def unload(shell: Any) -> None:
+    extension = _extensions.pop(id(shell), None)
+    if extension is not None:
+        extension.unregister()
+
+
+def current() -> Extension:
+    """The extension loaded in the running IPython shell."""
+    from .errors import NotInIPythonError
+
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        get_ipython = lambda: None  # noqa: E731
+    shell = get_ipython()
+    if shell is None:
+        raise NotInIPythonError("colab_elastic needs an IPython or Jupyter session (this is plain Python)")
+    extension = _extensions.get(id(shell))
+    if extension is None:
+        raise NotInIPythonError("colab_elastic is not loaded here: run %load_ext colab_elastic first")
+    return extension

@@ -1,0 +1,351 @@
+"""Fingerprints of values: did a cell change this value, and what does it share with others?
+
+Pure: imports neither IPython nor fsspec; numpy and pandas are used only when the user's
+session has already imported them (looked up in `sys.modules`, never imported here).
+
+A walk follows the references a value really holds (`gc.get_referents`, so no temporaries),
+hashing what it meets with xxh3-128: atomic values by content, numpy buffers in place (never
+copied when contiguous), back-references by their position in the walk. Functions, classes
+and modules are leaves: descending into a function's `__globals__` would reach the whole
+namespace. Nothing is mutated and nothing is deep-copied.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import gc
+import io
+import socket
+import sys
+import types
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import xxhash
+
+_ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
+_REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
+# Containers that are values, not places: sharing one is not aliasing anything mutable.
+_IMMUTABLE_CONTAINERS = (tuple, frozenset)
+_BUILTIN_CONTAINERS = (dict, list, tuple, set, frozenset)
+_LEAF_CALLABLES = (
+    weakref.ref,  # a weak reference does not own its target
+    types.BuiltinFunctionType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.GetSetDescriptorType,
+    types.MemberDescriptorType,
+    types.CodeType,
+)
+_THREAD_LOCK_TYPES = tuple({type(__import__("threading").Lock()), type(__import__("threading").RLock())})
+# Known not to pickle, whatever the pickler: recompute them instead.
+_UNPICKLABLE = (
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+    types.FrameType,
+    types.TracebackType,
+    socket.socket,
+    *_THREAD_LOCK_TYPES,
+)
+
+DEFAULT_BUDGET = 2_000_000  # objects visited per value before we stop and call it opaque
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What one value looked like at one moment.
+
+    `content` changes when anything reachable changes (values, structure, types); `objects`
+    are the ids of the mutable objects reachable from it, so two values whose `objects`
+    intersect are aliases (co-variables). `complete` is False when part of the value was opaque
+    to us (a C object without visible state, or the walk budget ran out): its content may
+    change without `content` changing. `unpicklable` names a part known not to pickle.
+    """
+
+    content: str
+    objects: frozenset[int]
+    size: int
+    complete: bool = True
+    unpicklable: str | None = None
+
+
+def _type_name(t: type) -> str:
+    return f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', t.__name__)}"
+
+
+def unpicklable_reason(obj: Any) -> str | None:
+    """A short reason when `obj` itself is of a kind that never pickles."""
+    if isinstance(obj, _UNPICKLABLE):
+        return f"a {type(obj).__name__} cannot be serialized"
+    if isinstance(obj, io.IOBase) and not isinstance(obj, (io.StringIO, io.BytesIO)):
+        return f"an open file ({type(obj).__name__}) cannot be serialized"
+    return None
+
+
+class _Walk:
+    """One fingerprinting walk over one value."""
+
+    def __init__(self, budget: int, is_notebook_defined: Callable[[Any], bool]) -> None:
+        self.hasher = xxhash.xxh3_128()
+        self.seen: dict[int, int] = {}
+        self.keepalive: list[Any] = []  # ids stay unique only while the objects live
+        self.objects: set[int] = set()
+        self.size = 0
+        self.complete = True
+        self.unpicklable: str | None = None
+        self.budget = budget
+        self.is_notebook_defined = is_notebook_defined
+        np = sys.modules.get("numpy")
+        self.ndarray = np.ndarray if np is not None else None
+        self.np_generic = np.generic if np is not None else None
+        self.np_dtype = np.dtype if np is not None else None
+        pd = sys.modules.get("pandas")
+        self.pandas_types: tuple[type, ...] = ()
+        if pd is not None:
+            self.pandas_types = (pd.DataFrame, pd.Series, pd.Index)
+
+    def tag(self, text: str) -> None:
+        self.hasher.update(text.encode("utf-8", "surrogatepass"))
+        self.hasher.update(b"\x00")
+
+    def run(self, value: Any) -> None:
+        stack: list[tuple[Any, bool]] = [(value, True)]
+        while stack:
+            obj, real = stack.pop()
+            children = self.visit(obj, real)
+            if children:
+                # Reverse so children are visited in order (stable hashes).
+                stack.extend(reversed(children))
+
+    def visit(self, obj: Any, real: bool) -> list[tuple[Any, bool]]:
+        t = type(obj)
+        if t in _ATOMIC:
+            self.tag(t.__name__)
+            if t is str:
+                self.hasher.update(obj.encode("utf-8", "surrogatepass"))
+                self.size += len(obj)
+            elif t is bytes:
+                self.hasher.update(obj)
+                self.size += len(obj)
+            else:
+                self.tag(repr(obj))
+                self.size += 8
+            return []
+        key = id(obj)
+        if key in self.seen:
+            self.tag(f"@{self.seen[key]}")  # a back-reference: aliasing inside the value
+            return []
+        self.seen[key] = len(self.seen)
+        self.keepalive.append(obj)
+        if len(self.seen) > self.budget:
+            self.complete = False
+            self.tag("…")
+            return []
+        self.tag(_type_name(t))
+        # Containers built by a `__reduce__` are temporaries: their ids mean nothing (and
+        # are reused once freed). Anything else met through them is a real, shared object.
+        if (real or not isinstance(obj, _BUILTIN_CONTAINERS)) and not isinstance(obj, _IMMUTABLE_CONTAINERS):
+            self.objects.add(key)
+
+        if isinstance(obj, _REPR_HASHED):
+            self.tag(repr(obj))
+            self.size += 16
+            return []
+        if isinstance(obj, (type, types.ModuleType)) or isinstance(obj, _LEAF_CALLABLES):
+            # By reference: the name identifies it; redefining it rebinds the variable.
+            self.tag(getattr(obj, "__qualname__", getattr(obj, "__name__", "")))
+            self.objects.discard(key)
+            return []
+        if self.ndarray is not None and isinstance(obj, self.ndarray):
+            return self.visit_ndarray(obj)
+        if self.np_dtype is not None and isinstance(obj, self.np_dtype):
+            self.tag(obj.str)
+            self.objects.discard(key)
+            return []
+        if self.np_generic is not None and isinstance(obj, self.np_generic):
+            self.tag(str(obj.dtype))
+            self.hasher.update(obj.tobytes())
+            self.objects.discard(key)
+            return []
+        reason = unpicklable_reason(obj)
+        if reason is not None:
+            self.unpicklable = self.unpicklable or reason
+            self.complete = False  # its state is invisible: assume any reader changes it
+            return []
+        if isinstance(obj, types.FunctionType):
+            return self.visit_function(obj)
+        if isinstance(obj, types.MethodType):
+            return [(obj.__func__, True), (obj.__self__, True)]
+        if isinstance(obj, (set, frozenset)):
+            return self.visit_set(obj)
+        if isinstance(obj, (bytearray, memoryview)):
+            self.hasher.update(obj)
+            self.size += len(obj)
+            return []
+        if self.pandas_types and isinstance(obj, self.pandas_types):
+            return self.visit_reduced(obj)
+        if type(obj) in (dict, list, tuple):
+            self.size += 8 * len(obj)
+            items = obj.items() if type(obj) is dict else [(item,) for item in obj]
+            return [(x, real) for pair in items for x in pair]
+        if _has_custom_reduce(t):
+            # What pickle would store: random generators keep their state in C, sklearn
+            # estimators trim their __dict__; both say what they are through __reduce__.
+            return self.visit_reduced(obj)
+        return self.visit_object(obj)
+
+    def visit_ndarray(self, arr: Any) -> list[tuple[Any, bool]]:
+        self.tag(f"{arr.dtype.str}{arr.shape}")
+        self.size += arr.nbytes
+        # Views share memory with their base: the root owner makes them co-variables.
+        base = arr
+        while getattr(base, "base", None) is not None:
+            base = base.base
+        if base is not arr:
+            self.objects.add(id(base))
+            self.keepalive.append(base)
+        if arr.dtype.hasobject:
+            return [(item, True) for item in arr.ravel(order="K").tolist()]
+        if arr.flags.c_contiguous:
+            self.hasher.update(arr.reshape(-1).view("u1") if arr.size else b"")
+        else:
+            # Hash row blocks: bounded extra memory for a strided view.
+            flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(-1, 1)
+            step = max(1, (64 << 20) // max(1, flat[0:1].nbytes))
+            for start in range(0, flat.shape[0], step):
+                chunk = flat[start : start + step].copy(order="C")
+                self.hasher.update(chunk.view("u1").reshape(-1))
+        return []
+
+    def visit_function(self, func: types.FunctionType) -> list[tuple[Any, bool]]:
+        if not self.is_notebook_defined(func):
+            self.tag(func.__qualname__)
+            self.objects.discard(id(func))
+            return []
+        self.hash_code(func.__code__)
+        children: list[tuple[Any, bool]] = [(func.__defaults__, True), (func.__kwdefaults__, True)]
+        for cell in func.__closure__ or ():
+            try:
+                children.append((cell.cell_contents, True))
+            except ValueError:  # an empty cell: the variable is not bound yet
+                self.tag("<empty cell>")
+        children.append((func.__dict__, True))
+        return children
+
+    def hash_code(self, code: types.CodeType) -> None:
+        # Not repr(co_consts): a nested code object's repr holds its memory address.
+        self.hasher.update(code.co_code)
+        self.tag(repr(code.co_names))
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                self.hash_code(const)
+            else:
+                self.tag(repr(const))
+
+    def visit_set(self, items: set | frozenset) -> list[tuple[Any, bool]]:
+        # Order-independent: set order depends on the process's hash seed.
+        digests = []
+        for item in items:
+            sub = fingerprint(item, budget=self.budget, is_notebook_defined=self.is_notebook_defined)
+            digests.append(sub.content)
+            self.objects |= sub.objects
+            self.size += sub.size
+            self.complete &= sub.complete
+            self.unpicklable = self.unpicklable or sub.unpicklable
+        for digest in sorted(digests):
+            self.tag(digest)
+        return []
+
+    def visit_reduced(self, obj: Any) -> list[tuple[Any, bool]]:
+        # pandas objects carry lazily filled caches in __dict__ (index engines, item caches)
+        # that change on mere reads; the pickled state is what the value *is*.
+        try:
+            reduced = obj.__reduce_ex__(5)
+        except Exception as exc:  # noqa: BLE001 - any failure means "cannot pickle"
+            self.unpicklable = self.unpicklable or f"{type(obj).__name__}: {exc}"
+            self.complete = False
+            return []
+        if isinstance(reduced, str):
+            return []
+        self.size += sys.getsizeof(obj, 64)
+        # Skip the callable (a class or a constructor function); the rest may be temporaries.
+        return [(part, False) for part in reduced[1:] if part is not None]
+
+    def visit_object(self, obj: Any) -> list[tuple[Any, bool]]:
+        referents = [r for r in gc.get_referents(obj) if not isinstance(r, type)]
+        if not referents:
+            try:
+                view = memoryview(obj)
+            except TypeError:
+                view = None
+            if view is not None:
+                self.hasher.update(view.cast("B") if view.contiguous else view.tobytes())
+                self.size += view.nbytes
+                return []
+            if not hasattr(obj, "__dict__") and not hasattr(type(obj), "__slots__"):
+                # A C object whose state we cannot see (a random generator's state, a
+                # compiled model): treat it as changed whenever a cell reads it.
+                self.complete = False
+            self.size += sys.getsizeof(obj, 64)
+            return []
+        self.size += sys.getsizeof(obj, 64)
+        return [(r, True) for r in referents]
+
+
+_PLAIN_REDUCE = {getattr(object, name) for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(object, name)}
+
+
+def _has_custom_reduce(t: type) -> bool:
+    """Does this type say itself how it pickles (rather than pickling its `__dict__`)?"""
+    if t.__module__ == "builtins" or issubclass(t, BaseException):
+        return False
+    return any(getattr(t, name, None) not in _PLAIN_REDUCE for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(t, name))
+
+
+def fingerprint(
+    value: Any,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    is_notebook_defined: Callable[[Any], bool] = lambda obj: False,
+) -> Fingerprint:
+    """Fingerprint one value (see `Fingerprint`)."""
+    walk = _Walk(budget, is_notebook_defined)
+    walk.run(value)
+    return Fingerprint(
+        content=walk.hasher.hexdigest(),
+        objects=frozenset(walk.objects),
+        size=walk.size,
+        complete=walk.complete,
+        unpicklable=walk.unpicklable,
+    )
+
+
+def overlapping(fingerprints: dict[str, Fingerprint]) -> list[frozenset[str]]:
+    """Partition names into co-variable groups: names whose reachable objects overlap.
+
+    `b = a`, `d = {"k": a}` and a numpy view of an array all land in one group, so that
+    they are stored or recomputed together and their aliasing survives a restore.
+    """
+    parent = {name: name for name in fingerprints}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    owner: dict[int, str] = {}
+    for name in sorted(fingerprints):
+        for obj in fingerprints[name].objects:
+            other = owner.setdefault(obj, name)
+            if other != name:
+                parent[find(name)] = find(other)
+    groups: dict[str, set[str]] = {}
+    for name in fingerprints:
+        groups.setdefault(find(name), set()).add(name)
+    return sorted((frozenset(g) for g in groups.values()), key=lambda g: sorted(g))

@@ -1,0 +1,277 @@
+"""What to store and what to recompute: the min-cut of ElasticNotebook (VLDB 2024).
+
+Pure: a function of the history graph, the co-variable groups and the destination's speed.
+
+The flow network (SOURCE side = recomputed / rerun, SINK side = stored / not rerun)::
+
+    SOURCE --store cost--> group          cut when the group is stored
+    group  --inf--> cell                  recomputing a group reruns every writer of its versions
+    cell   --runtime--> SINK              cut when the cell is rerun
+    cell   --inf--> old version --inf--> its writer
+                                          a rerun cell needs the versions it read; a version
+                                          that is not live (or not loaded yet) must be rebuilt
+
+A live version read by a rerun cell is free if its group is stored and loaded before that
+cell runs; loads happen right after the last writer of the group. Unstorable groups have
+no SOURCE edge capacity short of infinity; cells that cannot be rerun have infinite runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import networkx as nx
+
+from .history import HistoryGraph, VersionRef
+
+SOURCE = "SOURCE"
+SINK = "SINK"
+INFINITE = 1e15  # finite stand-in for infinity: networkx needs a bounded cut
+RERUN_OVERHEAD = 1e-3  # seconds a rerun costs beyond its runtime (run_cell, capture)
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A co-variable group as the planner sees it: stored or recomputed as one."""
+
+    names: frozenset[str]
+    size: int
+    storable: bool = True
+    reason: str = ""  # why it cannot be stored
+    already_stored: bool = False  # an identical blob is already at the destination
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Measured (or assumed) speed of a destination, in bytes per second, plus per-blob latency."""
+
+    write: float = 100e6
+    read: float = 200e6
+    latency: float = 0.005
+
+    def store_seconds(self, size: int, already_stored: bool = False) -> float:
+        return 0.0 if already_stored else self.latency + size / self.write
+
+    def load_seconds(self, size: int) -> float:
+        return self.latency + size / self.read
+
+
+@dataclass(frozen=True)
+class GroupDecision:
+    """The plan for one group: `store`, `recompute` or `lost` (cannot be restored), and why."""
+
+    names: tuple[str, ...]
+    size: int
+    action: str
+    reason: str
+    load_after: int  # execution after which a stored group is loaded
+    cells: tuple[int, ...] = ()  # executions its recomputation needs
+    store_seconds: float = 0.0
+    already_stored: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "names": list(self.names),
+            "size": self.size,
+            "action": self.action,
+            "reason": self.reason,
+            "load_after": self.load_after,
+            "cells": list(self.cells),
+            "store_seconds": self.store_seconds,
+            "already_stored": self.already_stored,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GroupDecision:
+        return cls(
+            names=tuple(data["names"]),
+            size=int(data["size"]),
+            action=str(data["action"]),
+            reason=str(data["reason"]),
+            load_after=int(data["load_after"]),
+            cells=tuple(int(c) for c in data.get("cells", ())),
+            store_seconds=float(data.get("store_seconds", 0.0)),
+            already_stored=bool(data.get("already_stored", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which groups to store, which to recompute, and which cells a restore reruns."""
+
+    groups: tuple[GroupDecision, ...]
+    reruns: tuple[int, ...]
+    checkpoint_seconds: float
+    restore_seconds: float
+    recompute_all_seconds: float = 0.0
+    cell_runtimes: dict[int, float] = field(default_factory=dict)
+
+    def by_action(self, action: str) -> list[GroupDecision]:
+        return [g for g in self.groups if g.action == action]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "groups": [g.to_json() for g in self.groups],
+            "reruns": list(self.reruns),
+            "checkpoint_seconds": self.checkpoint_seconds,
+            "restore_seconds": self.restore_seconds,
+            "recompute_all_seconds": self.recompute_all_seconds,
+            "cell_runtimes": {str(k): v for k, v in self.cell_runtimes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        return cls(
+            groups=tuple(GroupDecision.from_json(g) for g in data["groups"]),
+            reruns=tuple(int(c) for c in data["reruns"]),
+            checkpoint_seconds=float(data["checkpoint_seconds"]),
+            restore_seconds=float(data["restore_seconds"]),
+            recompute_all_seconds=float(data.get("recompute_all_seconds", 0.0)),
+            cell_runtimes={int(k): float(v) for k, v in data.get("cell_runtimes", {}).items()},
+        )
+
+    def __repr__(self) -> str:
+        from .report import plan_text
+
+        return plan_text(self)
+
+    def _repr_html_(self) -> str:
+        from .report import plan_html
+
+        return plan_html(self)
+
+
+class _Problem:
+    """Derived facts about the history that every part of the planning needs."""
+
+    def __init__(self, graph: HistoryGraph, groups: Sequence[GroupInfo]) -> None:
+        self.graph = graph
+        self.groups = list(groups)
+        self.cells = {e.index: e for e in graph.executions}
+        self.writer = graph.writer()
+        self.group_of: dict[str, int] = {}
+        for i, group in enumerate(self.groups):
+            for name in group.names:
+                self.group_of[name] = i
+        self.live: dict[int, list[VersionRef]] = {
+            i: [(n, graph.active[n]) for n in sorted(g.names) if n in graph.active] for i, g in enumerate(self.groups)
+        }
+        self.load_after = {i: max((self.writer.get(ref, 0) for ref in refs), default=0) for i, refs in self.live.items()}
+
+    def free_read(self, ref: VersionRef, reader: int, storable: set[int]) -> bool:
+        """Can a rerun of `reader` use `ref` without recomputing it (a stored group, loaded already)?"""
+        name, version = ref
+        if self.graph.active.get(name) != version or name not in self.group_of:
+            return False
+        group = self.group_of[name]
+        return group in storable and self.load_after[group] < reader
+
+    def writers(self, group: int) -> set[int]:
+        return {self.writer.get(ref, 0) for ref in self.live[group]}
+
+    def closure(self, start: Iterable[int], storable: set[int]) -> set[int]:
+        """Cells a recomputation from `start` reruns, when every group in `storable` is loaded."""
+        needed: set[int] = set()
+        pending = list(start)
+        while pending:
+            cell = pending.pop()
+            if cell in needed:
+                continue
+            needed.add(cell)
+            for ref in self.cells[cell].reads:
+                if not self.free_read(ref, cell, storable):
+                    pending.append(self.writer.get(ref, 0))
+        return needed
+
+
+def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth) -> Plan:
+    """The cheapest restorable plan: minimise store seconds + load seconds + rerun seconds."""
+    problem = _Problem(graph, groups)
+    storable = {i for i, g in enumerate(problem.groups) if g.storable}
+
+    # Groups that can be neither stored nor recomputed are named now, not discovered later.
+    lost: dict[int, str] = {}
+    for i, group in enumerate(problem.groups):
+        if group.storable:
+            continue
+        blocked = sorted(c for c in problem.closure(problem.writers(i), storable) if not problem.cells[c].rerunnable)
+        if blocked:
+            why = "ran before recording started" if blocked[0] == 0 else "was not recorded faithfully"
+            lost[i] = f"{group.reason}, and recomputing it needs cell {blocked[0]}, which {why}"
+
+    net = nx.DiGraph()
+    net.add_node(SOURCE)
+    net.add_node(SINK)
+    for cell in problem.cells.values():
+        cost = cell.runtime + RERUN_OVERHEAD if cell.rerunnable else INFINITE
+        net.add_edge(("cell", cell.index), SINK, capacity=cost)
+        for ref in cell.reads:
+            # Conservatively assume the read is not free; free reads are handled per group
+            # below because "free" depends on whether that group ends up stored.
+            name, _ = ref
+            producer = problem.writer.get(ref, 0)
+            group = problem.group_of.get(name)
+            live_and_loaded_before = (
+                group is not None
+                and graph.active.get(name) == ref[1]
+                and problem.load_after[group] < cell.index
+                and group not in lost
+            )
+            if live_and_loaded_before:
+                # Free if the group is stored (SINK side); if the group is recomputed its
+                # writers rerun anyway. Either way no edge is needed.
+                continue
+            net.add_edge(("cell", cell.index), ("version", ref), capacity=INFINITE)
+            net.add_edge(("version", ref), ("cell", producer), capacity=INFINITE)
+    for i, group in enumerate(problem.groups):
+        if i in lost:
+            continue
+        node = ("group", i)
+        cost = bandwidth.store_seconds(group.size, group.already_stored) + bandwidth.load_seconds(group.size)
+        net.add_edge(SOURCE, node, capacity=cost if group.storable else INFINITE)
+        for cell in problem.writers(i):
+            net.add_edge(node, ("cell", cell), capacity=INFINITE)
+
+    _, (source_side, _) = nx.minimum_cut(net, SOURCE, SINK)
+    reruns = sorted(node[1] for node in source_side if isinstance(node, tuple) and node[0] == "cell")
+    stored = {i for i in range(len(problem.groups)) if i not in lost and ("group", i) not in source_side}
+
+    decisions = []
+    rerun_set = set(reruns)
+    for i, group in enumerate(problem.groups):
+        names = tuple(sorted(group.names))
+        store_s = bandwidth.store_seconds(group.size, group.already_stored)
+        move_s = store_s + bandwidth.load_seconds(group.size)
+        if i in lost:
+            decisions.append(GroupDecision(names, group.size, "lost", lost[i], problem.load_after[i]))
+            continue
+        cells = tuple(sorted(problem.closure(problem.writers(i), stored)))
+        rerun_s = sum(problem.cells[c].runtime for c in cells)
+        if i in stored:
+            if not all(problem.cells[c].rerunnable for c in cells):
+                why = "its cells cannot be rerun"
+            elif group.already_stored:
+                why = f"already stored by an earlier checkpoint; rerunning would take {rerun_s:.3g} s"
+            else:
+                why = f"store+load {move_s:.3g} s < rerun {rerun_s:.3g} s"
+            decisions.append(GroupDecision(names, group.size, "store", why, problem.load_after[i], cells, store_s, group.already_stored))
+        else:
+            if not group.storable:
+                why = group.reason
+            elif rerun_s <= move_s:
+                why = f"rerun {rerun_s:.3g} s < store+load {move_s:.3g} s"
+            else:
+                why = f"its cells ({', '.join(map(str, cells))}) are rerun anyway for other variables"
+            decisions.append(GroupDecision(names, group.size, "recompute", why, problem.load_after[i], cells))
+
+    runtimes = {c.index: c.runtime for c in problem.cells.values()}
+    stored_decisions = [d for d in decisions if d.action == "store"]
+    return Plan(
+        groups=tuple(decisions),
+        reruns=tuple(reruns),
+        checkpoint_seconds=sum(d.store_seconds for d in stored_decisions),
+        restore_seconds=sum(bandwidth.load_seconds(d.size) for d in stored_decisions) + sum(runtimes[c] for c in reruns),
+        recompute_all_seconds=sum(c.runtime for c in problem.cells.values() if c.rerunnable),
+        cell_runtimes={c: runtimes[c] for c in reruns},
+    )

@@ -1,0 +1,162 @@
+"""Formatting plans, checkpoints, restores and status for people (pure: strings in, strings out).
+
+Each report has a plain-text form (terminals, logs, `__repr__`) and a compact HTML table
+(`_repr_html_`, for notebooks). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from .checkpoint import CheckpointResult
+    from .planner import Plan
+    from .restore import RestoreReport
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def human_seconds(s: float) -> str:
+    if s < 0.001:
+        return "<1 ms"
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 120:
+        return f"{s:.1f} s"
+    return f"{s / 60:.1f} min"
+
+
+def _names(names: Iterable[str], limit: int = 8) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
+    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# Plan ---------------------------------------------------------------------------------------
+def plan_rows(plan: "Plan") -> list[tuple[str, str, str, str]]:
+    return [(_names(g.names), human_bytes(g.size), g.action, g.reason) for g in plan.groups]
+
+
+def plan_summary(plan: "Plan") -> str:
+    stored = plan.by_action("store")
+    recomputed = plan.by_action("recompute")
+    lost = plan.by_action("lost")
+    parts = [
+        f"{sum(len(g.names) for g in stored)} variables stored ({human_bytes(sum(g.size for g in stored))})",
+        f"{sum(len(g.names) for g in recomputed)} recomputed via {len(plan.reruns)} cells",
+        f"est. checkpoint {human_seconds(plan.checkpoint_seconds)}, restore {human_seconds(plan.restore_seconds)}"
+        f" (rerun everything: {human_seconds(plan.recompute_all_seconds)})",
+    ]
+    if lost:
+        parts.append(f"{sum(len(g.names) for g in lost)} cannot be restored: {_names(n for g in lost for n in g.names)}")
+    return "; ".join(parts)
+
+
+def plan_text(plan: "Plan") -> str:
+    lines = [plan_summary(plan), "", _text_table(("variables", "size", "action", "why"), plan_rows(plan))]
+    if plan.reruns:
+        lines += ["", "cells rerun on restore: " + ", ".join(f"{c} ({human_seconds(plan.cell_runtimes.get(c, 0))})" for c in plan.reruns)]
+    return "\n".join(lines)
+
+
+def plan_html(plan: "Plan") -> str:
+    reruns = ", ".join(str(c) for c in plan.reruns) or "none"
+    return (f"<div><p>{html.escape(plan_summary(plan))}</p>"
+            + _table(("variables", "size", "action", "why"), plan_rows(plan))
+            + f"<p>cells rerun on restore: {html.escape(reruns)}</p></div>")
+
+
+# Checkpoint ---------------------------------------------------------------------------------
+def checkpoint_summary(result: "CheckpointResult") -> str:
+    return (f"checkpoint {result.checkpoint} at {result.url}: {plan_summary(result.plan)}; "
+            f"wrote {result.blobs_written} blobs ({human_bytes(result.bytes_written)}), reused {result.blobs_reused}, "
+            f"in {human_seconds(result.seconds)}")
+
+
+def checkpoint_text(result: "CheckpointResult") -> str:
+    return checkpoint_summary(result)
+
+
+def checkpoint_html(result: "CheckpointResult") -> str:
+    return f"<div><p>{html.escape(checkpoint_summary(result))}</p></div>"
+
+
+# Restore ------------------------------------------------------------------------------------
+def restore_summary(report: "RestoreReport") -> str:
+    verdict = "all variables restored and verified" if report.ok else "restored with problems"
+    return (f"restored {report.checkpoint} from {report.url}: {len(report.loaded)} loaded "
+            f"({human_bytes(report.bytes_read)} in {human_seconds(report.read_seconds)}), "
+            f"{len(report.recomputed)} recomputed by rerunning {len(report.reruns)} cells "
+            f"({human_seconds(report.rerun_seconds)}); {verdict} in {human_seconds(report.seconds)}")
+
+
+def restore_rows(report: "RestoreReport") -> list[tuple[str, str]]:
+    rows = []
+    if report.loaded:
+        rows.append(("loaded", _names(report.loaded, 20)))
+    if report.recomputed:
+        rows.append(("recomputed", _names(report.recomputed, 20)))
+    if report.reruns:
+        rows.append(("cells rerun", ", ".join(map(str, report.reruns))))
+    for names, why in report.fallbacks.items():
+        rows.append(("recomputed instead of loaded", f"{names}: {why}"))
+    for failure in report.failures:
+        rows.append((f"cell {failure.index} failed on rerun", failure.error))
+    for name, why in report.missing.items():
+        rows.append(("NOT restored", f"{name}: {why}"))
+    if report.differs:
+        rows.append(("recomputed but differs from the original", _names(report.differs, 20)))
+    return rows
+
+
+def restore_text(report: "RestoreReport") -> str:
+    lines = [restore_summary(report)]
+    rows = restore_rows(report)
+    if rows:
+        lines += ["", _text_table(("", ""), rows)]
+    for failure in report.failures:
+        lines += ["", f"cell {failure.index} traceback:", failure.traceback.rstrip()]
+    return "\n".join(lines)
+
+
+def restore_html(report: "RestoreReport") -> str:
+    tracebacks = "".join(
+        f"<details><summary>cell {f.index} traceback</summary><pre>{html.escape(f.traceback)}</pre></details>"
+        for f in report.failures
+    )
+    return f"<div><p>{html.escape(restore_summary(report))}</p>{_table(('', ''), restore_rows(report))}{tracebacks}</div>"
+
+
+# Status -------------------------------------------------------------------------------------
+def status_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(k, str(v)) for k, v in status.items()]
+
+
+def status_text(status: dict[str, Any]) -> str:
+    return _text_table(("", ""), status_rows(status))
+
+
+def status_html(status: dict[str, Any]) -> str:
+    return _table(("", ""), status_rows(status))

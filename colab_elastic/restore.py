@@ -1,0 +1,267 @@
+"""Bringing a checkpoint back: load stored groups, rerun the planned cells, verify.
+
+    manifest ─► fetch + verify blobs ─► (re-plan without the bad ones) ─► walk executions in
+    order: rerun planned cells, load each stored group right after its last writer ─►
+    drop leftovers ─► compare fingerprints with the checkpoint's ─► report
+
+A blob that is missing, truncated, altered or fails to unpickle is not fatal: the plan is
+made again with that group marked unstorable, and its cells are rerun. A rerun cell that
+fails is reported with its traceback; the names it leaves missing are named.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError
+from .fingerprint import fingerprint
+from .history import HistoryGraph
+from .namespace import notebook_predicate
+from .planner import Bandwidth, GroupInfo, Plan, plan
+from .serialize import load_group
+from .store import Store
+
+log = logging.getLogger("colab_elastic.restore")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """The result of rerunning one cell."""
+
+    ok: bool
+    error: str | None = None  # exception type name
+    traceback: str = ""
+
+
+class Runner(Protocol):
+    """What the restorer needs from a shell: its namespace, and a way to run a cell quietly."""
+
+    namespace: dict[str, Any]
+
+    def run(self, code: str) -> RunOutcome: ...
+
+
+class Progress(Protocol):
+    def update(self, n: int = 1) -> Any: ...
+    def set_postfix_str(self, s: str) -> Any: ...
+    def close(self) -> Any: ...
+
+
+@dataclass
+class CellFailure:
+    """A rerun cell that raised when the original did not."""
+
+    index: int
+    code: str
+    error: str
+    traceback: str
+
+
+@dataclass
+class RestoreReport:
+    """What a restore did, and whether the session is back as it was."""
+
+    url: str
+    checkpoint: str
+    loaded: list[str] = field(default_factory=list)
+    recomputed: list[str] = field(default_factory=list)
+    reruns: list[int] = field(default_factory=list)
+    fallbacks: dict[str, str] = field(default_factory=dict)  # names -> why their blob was not used
+    failures: list[CellFailure] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)  # name -> reason it is not back
+    differs: list[str] = field(default_factory=list)  # recomputed but not equal to the original
+    bytes_read: int = 0
+    read_seconds: float = 0.0
+    rerun_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failures or self.missing or self.differs)
+
+    def __repr__(self) -> str:
+        from .report import restore_text
+
+        return restore_text(self)
+
+    def _repr_html_(self) -> str:
+        from .report import restore_html
+
+        return restore_html(self)
+
+
+class _Checkpoint:
+    """A manifest, parsed."""
+
+    def __init__(self, manifest: dict[str, Any]) -> None:
+        if manifest.get("format") != 1:
+            raise CorruptCheckpointError(f"unsupported checkpoint format {manifest.get('format')!r}")
+        self.manifest = manifest
+        self.id = manifest["checkpoint"]
+        self.graph = HistoryGraph.from_json(manifest["graph"])
+        self.plan = Plan.from_json(manifest["plan"])
+        self.entries = manifest["groups"]
+        self.fingerprints = {n: fp for e in self.entries for n, fp in e["fingerprints"].items()}
+
+    def group_infos(self, unstorable: dict[int, str]) -> list[GroupInfo]:
+        infos = []
+        for i, (entry, decision) in enumerate(zip(self.entries, self.plan.groups)):
+            has_blob = "blob" in entry
+            reason = unstorable.get(i) or ("" if has_blob else decision.reason or "not stored in this checkpoint")
+            infos.append(GroupInfo(frozenset(decision.names), decision.size, storable=has_blob and i not in unstorable,
+                                   reason=reason, already_stored=True))
+        return infos
+
+
+def restore(
+    store: Store,
+    runner: Runner,
+    *,
+    progress: Callable[[int, str], Progress],
+    manifest: dict[str, Any] | None = None,
+) -> tuple[RestoreReport, HistoryGraph]:
+    """Restore the newest checkpoint at `store` into `runner`'s namespace."""
+    started = time.perf_counter()
+    ckpt = _Checkpoint(manifest if manifest is not None else store.latest())
+    report = RestoreReport(url=store.url, checkpoint=ckpt.id)
+    namespace = runner.namespace
+    initial = dict(namespace)
+
+    # 1. Fetch and verify every stored blob before touching the namespace.
+    data: dict[int, bytes] = {}
+    unstorable: dict[int, str] = {}
+    stored = [i for i, g in enumerate(ckpt.plan.groups) if g.action == "store"]
+    bar = progress(len(stored), "fetch")
+    read_started = time.perf_counter()
+    for i in stored:
+        blob = ckpt.entries[i].get("blob")
+        names = ", ".join(ckpt.plan.groups[i].names)
+        try:
+            if blob is None:
+                raise CorruptCheckpointError("the manifest lists no blob for it")
+            data[i] = store.read_blob(blob["key"], blob["digest"], int(blob["size"]))
+            report.bytes_read += len(data[i])
+        except StorageError as exc:
+            unstorable[i] = str(exc)
+            report.fallbacks[names] = str(exc)
+            warnings.warn(f"{names}: {exc}; recomputing instead", RestoreWarning, stacklevel=2)
+        bar.update(1)
+    bar.close()
+    report.read_seconds = time.perf_counter() - read_started
+
+    # 2. Walk the history; a group that fails to load sends us back to the start with a new plan.
+    current = ckpt.plan if not unstorable else _replan(ckpt, unstorable)
+    for _attempt in range(len(ckpt.entries) + 1):
+        failed = _walk(ckpt, current, data, runner, report, progress)
+        if failed is None:
+            break
+        index, reason = failed
+        names = ", ".join(ckpt.plan.groups[index].names)
+        unstorable[index] = reason
+        report.fallbacks[names] = reason
+        warnings.warn(f"{names}: {reason}; recomputing instead", RestoreWarning, stacklevel=2)
+        _reset(namespace, initial)
+        current = _replan(ckpt, unstorable)
+    else:
+        raise RestoreError("restore did not converge")
+
+    # 3. Leftovers from reruns that the checkpointed session no longer had.
+    live = set(ckpt.graph.active)
+    for name in list(namespace):
+        if name not in live and (name not in initial or namespace[name] is not initial[name]) and name in _written_names(ckpt.graph):
+            if name in initial:
+                namespace[name] = initial[name]
+            else:
+                del namespace[name]
+
+    # 4. Verify against the fingerprints taken at checkpoint time.
+    _verify(ckpt, current, namespace, report)
+    for decision in current.groups:
+        if decision.action == "lost":
+            for name in decision.names:
+                report.missing.setdefault(name, decision.reason)
+    ckpt.graph.forget(report.missing)
+    report.seconds = time.perf_counter() - started
+    return report, ckpt.graph
+
+
+def _written_names(graph: HistoryGraph) -> set[str]:
+    return {name for e in graph.executions for name, _ in e.writes}
+
+
+def _replan(ckpt: _Checkpoint, unstorable: dict[int, str]) -> Plan:
+    # Bandwidth does not matter here: every remaining blob is already fetched.
+    return plan(ckpt.graph, ckpt.group_infos(unstorable), Bandwidth(write=1e12, read=1e12, latency=0.0))
+
+
+def _reset(namespace: dict[str, Any], initial: dict[str, Any]) -> None:
+    for name in list(namespace):
+        if name not in initial:
+            del namespace[name]
+    namespace.update(initial)
+
+
+def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], runner: Runner,
+          report: RestoreReport, progress: Callable[[int, str], Progress]) -> tuple[int, str] | None:
+    """Rerun and load in history order. Returns (group, reason) if a group failed to load."""
+    loads: dict[int, list[int]] = {}
+    for i, decision in enumerate(current.groups):
+        if decision.action == "store":
+            loads.setdefault(decision.load_after, []).append(i)
+    reruns = set(current.reruns)
+    steps = sorted(reruns | set(loads))
+    cells = {e.index: e for e in ckpt.graph.executions}
+    report.failures.clear()
+    report.reruns = sorted(reruns)
+    bar = progress(len(reruns) + sum(len(v) for v in loads.values()), "restore")
+    try:
+        rerun_started = time.perf_counter()
+        for step in steps:
+            if step in reruns:
+                cell = cells[step]
+                bar.set_postfix_str(f"cell {step}")
+                outcome = runner.run(cell.code)
+                if not outcome.ok and outcome.error != cell.error:
+                    report.failures.append(CellFailure(step, cell.code, outcome.error or "error", outcome.traceback))
+                    log.warning("rerun of cell %d failed: %s", step, outcome.error)
+                bar.update(1)
+            for i in loads.get(step, []):
+                try:
+                    values = load_group(data[i], runner.namespace)
+                except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError, ValueError,
+                        IndexError, KeyError, MemoryError) as exc:
+                    return i, f"could not be loaded ({type(exc).__name__}: {exc})".splitlines()[0]
+                runner.namespace.update(values)
+                bar.update(1)
+        report.rerun_seconds = time.perf_counter() - rerun_started
+    finally:
+        bar.close()
+    report.loaded = sorted(n for i in sorted(set().union(*loads.values()) if loads else set()) for n in current.groups[i].names)
+    report.recomputed = sorted(n for d in current.groups if d.action == "recompute" for n in d.names)
+    return None
+
+
+def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report: RestoreReport) -> None:
+    is_notebook_defined = notebook_predicate(namespace)
+    failed_cells = {f.index for f in report.failures}
+    for decision in current.groups:
+        if decision.action == "lost":
+            continue
+        for name in decision.names:
+            if name not in namespace:
+                culprit = sorted(set(decision.cells) & failed_cells)
+                why = f"cell {culprit[0]} failed on rerun" if culprit else "it was not recreated by its cells"
+                report.missing[name] = why
+                continue
+            recorded = ckpt.fingerprints.get(name)
+            if not recorded or not recorded["complete"]:
+                continue
+            now = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined)
+            if now.complete and now.content != recorded["content"]:
+                report.differs.append(name)
+    report.differs.sort()

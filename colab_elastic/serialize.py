@@ -1,0 +1,146 @@
+"""Turning a co-variable group into bytes and back.
+
+Standard pickle (protocol 5: numpy buffers are written without a copy), with three rules for
+things a notebook defines, none of which stdlib pickle or cloudpickle gets right for us:
+
+- functions and lambdas defined in the notebook are stored by value (their code), and come
+  back bound to the *live* namespace of the restoring session, so they see restored globals;
+- classes defined in the notebook are stored by name and looked up in the restoring
+  namespace, so `isinstance(p, Point)` holds after a restore (classes themselves are never
+  stored: their defining cell is rerun, which is cheap);
+- modules are stored by name and imported again.
+
+Code objects are only valid on the Python that compiled them: loading one elsewhere fails
+cleanly and the group is recomputed instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import io
+import marshal
+import pickle
+import sys
+import types
+from typing import Any, BinaryIO, Mapping
+
+_PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, file: BinaryIO, namespace: Mapping[str, Any]) -> None:
+        super().__init__(file, protocol=5)
+        self.namespace = namespace
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.ModuleType):
+            return importlib.import_module, (obj.__name__,)
+        if isinstance(obj, types.FunctionType) and obj.__globals__ is self.namespace:
+            return _rebuild_function, _function_state(obj)
+        if isinstance(obj, type) and obj.__module__ == "__main__":
+            if _lookup(self.namespace, obj.__qualname__) is not obj:
+                raise pickle.PicklingError(
+                    f"class {obj.__qualname__} was redefined after this value was created"
+                )
+            return _notebook_attribute, (obj.__qualname__,)
+        return NotImplemented
+
+
+def _function_state(func: types.FunctionType) -> tuple[Any, ...]:
+    closure = None
+    if func.__closure__ is not None:
+        closure = tuple(cell.cell_contents for cell in func.__closure__)
+    return (
+        _PY,
+        marshal.dumps(func.__code__),
+        func.__name__,
+        func.__qualname__,
+        func.__defaults__,
+        func.__kwdefaults__,
+        closure,
+        func.__dict__ or None,
+        func.__doc__,
+    )
+
+
+def _lookup(namespace: Mapping[str, Any], qualname: str) -> Any:
+    head, *rest = qualname.split(".")
+    value = namespace.get(head)
+    for part in rest:
+        value = getattr(value, part, None)
+    return value
+
+
+# These two are called by the unpickler with the restoring namespace bound first.
+def _rebuild_function(namespace: dict[str, Any], python: str, code: bytes, name: str, qualname: str,
+                      defaults: Any, kwdefaults: Any, closure: Any, fdict: Any, doc: Any) -> types.FunctionType:
+    if python != _PY:
+        raise pickle.UnpicklingError(f"function {qualname} was compiled by Python {python}, this is {_PY}")
+    cells = None if closure is None else tuple(types.CellType(v) for v in closure)
+    func = types.FunctionType(marshal.loads(code), namespace, name, defaults, cells)
+    func.__qualname__ = qualname
+    func.__kwdefaults__ = kwdefaults
+    func.__doc__ = doc
+    func.__module__ = "__main__"
+    if fdict:
+        func.__dict__.update(fdict)
+    return func
+
+
+def _notebook_attribute(namespace: dict[str, Any], qualname: str) -> Any:
+    value = _lookup(namespace, qualname)
+    if value is None:
+        raise pickle.UnpicklingError(f"{qualname} is not defined in the restoring session yet")
+    return value
+
+
+_BOUND = {"_rebuild_function": _rebuild_function, "_notebook_attribute": _notebook_attribute}
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: BinaryIO, namespace: dict[str, Any]) -> None:
+        super().__init__(file)
+        self.namespace = namespace
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name in _BOUND:
+            return functools.partial(_BOUND[name], self.namespace)
+        if module == "__main__":
+            return _notebook_attribute(self.namespace, name)
+        return super().find_class(module, name)
+
+
+def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any]) -> None:
+    """Write one group (name -> value) as one pickle, so shared objects stay shared."""
+    _Pickler(file, namespace).dump(dict(values))
+
+
+def load_group(data: bytes, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Read a group written by `dump_group`, resolving notebook names in `namespace`."""
+    values = _Unpickler(io.BytesIO(data), namespace).load()
+    if not isinstance(values, dict):
+        raise pickle.UnpicklingError("blob does not hold a variable group")
+    return values
+
+
+class _CountingSink(io.RawIOBase):
+    """A file that only counts what is written to it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
+        self.count += n
+        return n
+
+
+def serialized_size(values: Mapping[str, Any], namespace: Mapping[str, Any]) -> int:
+    """Exact size `dump_group` would write, without keeping the bytes (raises if unpicklable)."""
+    sink = _CountingSink()
+    dump_group(values, sink, namespace)  # type: ignore[arg-type]
+    return sink.count

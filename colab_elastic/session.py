@@ -1,0 +1,196 @@
+"""One recorded notebook session: its history, its recorder, where and how fast it stores.
+
+No IPython import: the extension hands it the namespace, a transform for cell source and a
+`Runner` that reruns cells. Everything the magics and the Python API do goes through here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .checkpoint import CheckpointResult, take_checkpoint
+from .config import Settings
+from .errors import CheckpointNotFoundError, ElasticError
+from .history import HistoryGraph
+from .planner import Bandwidth, Plan
+from .progress import progress_bar
+from .recorder import Recorder
+from .restore import RestoreReport, Runner, restore
+from .store import BlobInfo, Store
+
+log = logging.getLogger("colab_elastic.session")
+
+_MIN_MEASURED_BYTES = 1 << 20  # smaller transfers measure latency, not bandwidth
+
+
+@dataclass
+class Status:
+    """What `%elastic status` shows."""
+
+    fields: dict[str, Any]
+
+    def __repr__(self) -> str:
+        from .report import status_text
+
+        return status_text(self.fields)
+
+    def _repr_html_(self) -> str:
+        from .report import status_html
+
+        return status_html(self.fields)
+
+
+class Session:
+    """The recorded session behind the extension."""
+
+    def __init__(
+        self,
+        namespace: dict[str, Any],
+        runner: Runner,
+        *,
+        hidden: dict[str, Any] | None = None,
+        transform: Callable[[str], str] = lambda code: code,
+        settings: Settings | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.runner = runner
+        self.settings = settings or Settings()
+        self.graph = HistoryGraph()
+        self.recorder = Recorder(namespace, self.graph, hidden=hidden, transform=transform)
+        self.graph.adopt(self.recorder.names())
+        self.busy = False  # True while we checkpoint or restore: our own cell runs are not recorded
+        self.unpicklable: dict[str, str] = {}
+        self._bandwidth: dict[str, Bandwidth] = {}
+        self._known_blobs: dict[str, dict[str, BlobInfo]] = {}
+        self.last_checkpoint: CheckpointResult | None = None
+        self.last_checkpoint_time: datetime.datetime | None = None
+        self.last_restore: RestoreReport | None = None
+
+    # Events --------------------------------------------------------------------------------
+    def before_cell(self, raw_cell: str) -> None:
+        if not self.busy:
+            self.recorder.before(raw_cell)
+
+    def after_cell(self, error: BaseException | None) -> None:
+        if not self.busy:
+            self.recorder.after(error)
+
+    # Locations -----------------------------------------------------------------------------
+    def url(self, url: str | None = None) -> str:
+        return url or self.settings.resolved_url()
+
+    def bandwidth(self, url: str) -> Bandwidth:
+        return self._bandwidth.get(url) or Bandwidth(self.settings.write_bandwidth, self.settings.read_bandwidth)
+
+    def _measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None) -> None:
+        """Learn the destination's speed from real transfers (no probe files)."""
+        current = self.bandwidth(url)
+        write, read_bw, latency = current.write, current.read, current.latency
+        if blobs:
+            big = [b for b in blobs if b.size >= _MIN_MEASURED_BYTES]
+            small = [b for b in blobs if b.size < _MIN_MEASURED_BYTES]
+            if big:
+                measured = sum(b.size for b in big) / max(1e-6, sum(b.seconds for b in big))
+                write = measured if url not in self._bandwidth else 0.5 * write + 0.5 * measured
+            if small:
+                latency = sorted(b.seconds for b in small)[len(small) // 2]
+        if read and read[0] >= _MIN_MEASURED_BYTES and read[1] > 0:
+            read_bw = read[0] / read[1]
+        self._bandwidth[url] = Bandwidth(write, read_bw, latency)
+
+    def _known(self, store: Store) -> dict[str, BlobInfo]:
+        """Blobs already at this location, from its newest manifest (read once per session)."""
+        if store.url not in self._known_blobs:
+            known: dict[str, BlobInfo] = {}
+            try:
+                manifest = store.latest()
+            except CheckpointNotFoundError:
+                manifest = None
+            except ElasticError as exc:
+                log.info("not reusing blobs at %s: %s", store.url, exc)
+                manifest = None
+            if manifest is not None:
+                for entry in manifest.get("groups", []):
+                    blob = entry.get("blob")
+                    if blob:
+                        known[blob["key"]] = BlobInfo(blob["key"], blob["digest"], int(blob["size"]), 0.0)
+            self._known_blobs[store.url] = known
+        return self._known_blobs[store.url]
+
+    # Actions -------------------------------------------------------------------------------
+    def checkpoint(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> CheckpointResult:
+        """Store what the plan says, commit, and remember the destination's measured speed."""
+        target = self.url(url)
+        store = Store(target, storage_options)
+        known = self._known(store)
+        self.busy = True
+        try:
+            result, written = take_checkpoint(
+                self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
+                unpicklable=self.unpicklable, known_blobs=known,
+            )
+        finally:
+            self.busy = False
+        known.update({b.key: b for b in written})
+        self._measure(target, written)
+        self.last_checkpoint = result
+        self.last_checkpoint_time = datetime.datetime.now()
+        return result
+
+    def plan(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> Plan:
+        """A dry run: what a checkpoint to `url` would store and recompute, and the estimates."""
+        target = self.url(url)
+        store = Store(target, storage_options)
+        result, _ = take_checkpoint(
+            self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
+            unpicklable=self.unpicklable, known_blobs=self._known(store), dry_run=True,
+        )
+        return result.plan
+
+    def restore(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> RestoreReport:
+        """Bring back the newest checkpoint at `url`; recording goes on from its history."""
+        target = self.url(url)
+        store = Store(target, storage_options)
+        manifest = store.latest()
+        self.busy = True
+        try:
+            report, graph = restore(store, self.runner, progress=progress_bar, manifest=manifest)
+        finally:
+            self.busy = False
+        self.graph = graph
+        self.recorder.graph = graph
+        self.recorder.reset_cache()
+        self.recorder.discard_pending()  # the cell running the restore must not record the restored names
+        self._measure(target, read=(report.bytes_read, report.read_seconds))
+        known = self._known_blobs.setdefault(target, {})
+        for entry in manifest.get("groups", []):
+            blob = entry.get("blob")
+            if blob:
+                known[blob["key"]] = BlobInfo(blob["key"], blob["digest"], int(blob["size"]), 0.0)
+        self.last_restore = report
+        return report
+
+    def status(self) -> Status:
+        url = self.url()
+        fields: dict[str, Any] = {
+            "session": self.settings.session,
+            "location": url,
+            "cells recorded": len(self.graph.executions) - 1,
+            "live variables": len(self.graph.active),
+        }
+        bw = self._bandwidth.get(url)
+        if bw:
+            fields["measured speed"] = f"write {bw.write / 1e6:.0f} MB/s, read {bw.read / 1e6:.0f} MB/s"
+        if self.last_checkpoint is not None and self.last_checkpoint_time is not None:
+            fields["last checkpoint"] = (
+                f"{self.last_checkpoint.checkpoint} at {self.last_checkpoint.url} "
+                f"({self.last_checkpoint_time:%H:%M:%S})"
+            )
+        else:
+            fields["last checkpoint"] = "none yet in this session"
+        if self.unpicklable:
+            fields["cannot be stored"] = ", ".join(sorted(self.unpicklable))
+        return Status(fields)
