@@ -79,27 +79,51 @@ def snapshot(path: str, namespace: Mapping[str, Any] | None = None, hidden: Mapp
     return names
 
 
+def _equal(a: Any, b: Any, depth: int = 0) -> bool:
+    """Deep equality that knows numpy and pandas, and looks inside plain objects."""
+    if depth > 50:
+        return False
+    np = sys.modules.get("numpy")
+    pd = sys.modules.get("pandas")
+    if type(a) is not type(b):
+        # a class recreated in the new session has the same name, not the same identity
+        if not (type(a).__qualname__ == type(b).__qualname__ and type(a).__module__ == type(b).__module__):
+            return False
+    if np is not None and isinstance(a, np.ndarray):
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        if a.dtype.hasobject:
+            return all(_equal(x, y, depth + 1) for x, y in zip(a.ravel().tolist(), b.ravel().tolist()))
+        return a.tobytes() == b.tobytes()
+    if np is not None and isinstance(a, np.generic):
+        return a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    if pd is not None and isinstance(a, (pd.DataFrame, pd.Series, pd.Index)):
+        return bool(a.equals(b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_equal(a[k], b[k], depth + 1) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y, depth + 1) for x, y in zip(a, b))
+    if isinstance(a, (types.FunctionType, type, types.ModuleType)):
+        return _observe(a) == _observe(b)
+    state_a, state_b = getattr(a, "__dict__", None), getattr(b, "__dict__", None)
+    if state_a is not None and state_b is not None and type(a).__eq__ is object.__eq__:
+        return _equal(state_a, state_b, depth + 1)
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - an __eq__ that raises is not equality
+        return False
+
+
 def _same(kind: str, original: Any, value: Any) -> bool:
     if kind != "pickle":
         return _observe(value) == (kind, original)
+    if _observe(value) == ("pickle", original):
+        return True  # byte-identical
     try:
         before = pickle.loads(original)
-    except Exception:  # noqa: BLE001 - e.g. a notebook class not defined: compare bytes below
-        before = None
-    np = sys.modules.get("numpy")
-    pd = sys.modules.get("pandas")
-    if np is not None and isinstance(value, np.ndarray):
-        return isinstance(before, np.ndarray) and before.dtype == value.dtype and before.shape == value.shape \
-            and before.tobytes() == value.tobytes()
-    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
-        return type(before) is type(value) and before.equals(value)
-    now = _observe(value)
-    if now == ("pickle", original):
-        return True
-    try:
-        return bool(before == value) and type(before) is type(value)
-    except Exception:  # noqa: BLE001 - an __eq__ that raises is not equality
+    except Exception:  # noqa: BLE001 - e.g. a notebook class not defined here: not the same
         return False
+    return _equal(before, value)
 
 
 def compare(path: str, namespace: Mapping[str, Any] | None = None, hidden: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -31,14 +31,25 @@ class ShellRunner:
         self.namespace = shell.user_ns
 
     def run(self, code: str) -> RunOutcome:
-        # silent=True fires no pre/post_run_cell events and keeps history untouched.
-        with capture_output(display=True):
-            result = self.shell.run_cell(code, store_history=False, silent=True)
+        # silent=True fires no pre/post_run_cell events and keeps history untouched. ipykernel
+        # publishes tracebacks straight to the frontend, past any output capture: we report
+        # a rerun's traceback ourselves, so the shell's own display of it is muted meanwhile.
+        shell = self.shell
+        shell.showtraceback = _quiet_traceback
+        try:
+            with capture_output(display=True):
+                result = shell.run_cell(code, store_history=False, silent=True)
+        finally:
+            del shell.showtraceback
         error = result.error_before_exec or result.error_in_exec
         if error is None:
             return RunOutcome(True)
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         return RunOutcome(False, type(error).__name__, text)
+
+
+def _quiet_traceback(*args: Any, **kwargs: Any) -> None:
+    """Stands in for `shell.showtraceback` while a cell is rerun during a restore."""
 
 
 def _transform(shell: Any):

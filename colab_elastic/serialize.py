@@ -8,7 +8,9 @@ things a notebook defines, none of which stdlib pickle or cloudpickle gets right
 - classes defined in the notebook are stored by name and looked up in the restoring
   namespace, so `isinstance(p, Point)` holds after a restore (classes themselves are never
   stored: their defining cell is rerun, which is cheap);
-- modules are stored by name and imported again.
+- modules are stored by name and imported again;
+- numpy arrays that share memory in the group (`view = arr[:, 1]`) are stored as views of
+  one base array, so writing through one is still seen through the other after a restore.
 
 Code objects are only valid on the Python that compiled them: loading one elsewhere fails
 cleanly and the group is recomputed instead.
@@ -29,11 +31,17 @@ _PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 class _Pickler(pickle.Pickler):
-    def __init__(self, file: BinaryIO, namespace: Mapping[str, Any]) -> None:
+    def __init__(self, file: BinaryIO, namespace: Mapping[str, Any], shared_roots: dict[int, Any]) -> None:
         super().__init__(file, protocol=5)
         self.namespace = namespace
+        self.shared_roots = shared_roots
 
     def reducer_override(self, obj: Any) -> Any:
+        if self.shared_roots and type(obj).__name__ == "ndarray" and obj.base is not None:
+            root = _memory_root(obj)
+            if id(root) in self.shared_roots and root is not obj:
+                start = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+                return _array_view, (root, start, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
         if isinstance(obj, types.ModuleType):
             return importlib.import_module, (obj.__name__,)
         if isinstance(obj, types.FunctionType) and obj.__globals__ is self.namespace:
@@ -70,6 +78,43 @@ def _lookup(namespace: Mapping[str, Any], qualname: str) -> Any:
     for part in rest:
         value = getattr(value, part, None)
     return value
+
+
+def _memory_root(arr: Any) -> Any:
+    """The array that owns the memory a view looks at (numpy collapses chains of views)."""
+    base = arr
+    while type(getattr(base, "base", None)).__name__ == "ndarray":
+        base = base.base
+    return base
+
+
+def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
+    """Base arrays that two or more arrays of the group look into (top level and one level down)."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return {}
+    arrays = []
+    for value in values.values():
+        inner = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+        for candidate in (value, *inner):
+            if isinstance(candidate, np.ndarray) and not candidate.dtype.hasobject:
+                arrays.append(candidate)
+    users: dict[int, list[Any]] = {}
+    roots: dict[int, Any] = {}
+    for arr in arrays:
+        root = _memory_root(arr)
+        if isinstance(root, np.ndarray) and root.base is None:
+            roots[id(root)] = root
+            users.setdefault(id(root), []).append(arr)
+    return {key: roots[key] for key, found in users.items() if len({id(a) for a in found}) > 1}
+
+
+def _array_view(root: Any, start: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, writeable: bool) -> Any:
+    np = sys.modules["numpy"]
+    view = np.ndarray(shape, dtype=dtype, buffer=root, offset=start, strides=strides)
+    if not writeable:
+        view.flags.writeable = False
+    return view
 
 
 # These two are called by the unpickler with the restoring namespace bound first.
@@ -113,7 +158,7 @@ class _Unpickler(pickle.Unpickler):
 
 def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any]) -> None:
     """Write one group (name -> value) as one pickle, so shared objects stay shared."""
-    _Pickler(file, namespace).dump(dict(values))
+    _Pickler(file, namespace, _shared_roots(values)).dump(dict(values))
 
 
 def load_group(data: bytes, namespace: dict[str, Any]) -> dict[str, Any]:
