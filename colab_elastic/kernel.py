@@ -87,6 +87,10 @@ class Kernel:
             out.error = (c.get("ename", "?"), c.get("evalue", ""), c.get("traceback", []))
         return out
 
+    def send(self, code: str) -> str:
+        """Start executing `code` without waiting for it (to kill the kernel mid-cell)."""
+        return self.client.execute(code, stop_on_error=False)
+
     def kill(self) -> None:
         """Die like a disconnected runtime: SIGKILL, nothing flushed, nothing said."""
         os.kill(self.pid, signal.SIGKILL)
