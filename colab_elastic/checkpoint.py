@@ -17,9 +17,9 @@ import sys
 import time
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import xxhash
 
@@ -79,9 +79,9 @@ def _environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": sys.platform, "packages": packages}
 
 
-def _groups(recorder: Recorder, unpicklable: dict[str, str]) -> list[_Group]:
+def _groups(recorder: Recorder, unpicklable: dict[str, str], fresh: bool = True) -> list[_Group]:
     names = recorder.names()
-    fps = {n: recorder.fingerprint(n, fresh=True) for n in names}
+    fps = {n: recorder.fingerprint(n, fresh=fresh) for n in names}
     groups = []
     for members in overlapping(fps):
         reasons = [f"{n}: {fps[n].unpicklable}" for n in sorted(members) if fps[n].unpicklable]
@@ -106,27 +106,57 @@ def _groups(recorder: Recorder, unpicklable: dict[str, str]) -> list[_Group]:
     return groups
 
 
-def take_checkpoint(
+class BlobSink(Protocol):
+    """Where serialized groups go: straight to the store, or to memory for a background upload."""
+
+    def put(self, key: str, fill: Callable[[Any], None]) -> BlobInfo: ...
+
+
+class StoreSink:
+    """Streams each blob straight to the store (no copy of the data in memory)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def put(self, key: str, fill: Callable[[Any], None]) -> BlobInfo:
+        return self.store.write_blob(key, fill)
+
+
+@dataclass
+class PreparedCheckpoint:
+    """A checkpoint whose plan is made and whose new blobs are handed to a sink; committing
+    the manifest is what remains. `blobs` are every blob the manifest references."""
+
+    result: CheckpointResult
+    manifest: dict[str, Any] | None
+    written: list[BlobInfo]
+    blobs: list[BlobInfo]
+
+
+def prepare_checkpoint(
     recorder: Recorder,
     graph: HistoryGraph,
-    store: Store,
     bandwidth: Bandwidth,
     *,
+    url: str,
     session: str,
     unpicklable: dict[str, str],
     known_blobs: dict[str, BlobInfo],
-    dry_run: bool = False,
-) -> tuple[CheckpointResult, list[BlobInfo]]:
-    """Plan, and unless `dry_run`, write and commit one checkpoint. Returns it and the blobs written.
+    sink: BlobSink | None,
+    fresh: bool = True,
+) -> PreparedCheckpoint:
+    """Fingerprint, group, plan, and serialize every stored group not already known.
 
-    `known_blobs` are blobs already at this location (by key); groups whose key is among
-    them are not written again. `unpicklable` (name -> reason) is updated with what failed.
+    `known_blobs` are blobs already at the destination (or on their way there); groups whose
+    key is among them are not serialized again. `sink=None` is a dry run. `fresh=False`
+    trusts fingerprints cached by the recorder (right after a cell, they are current).
+    `unpicklable` (name -> reason) is updated with what failed to serialize.
     """
     started = time.perf_counter()
     names = recorder.names()
     graph.adopt(names)
     graph.forget([n for n in list(graph.active) if n not in set(names)])
-    groups = _groups(recorder, unpicklable)
+    groups = _groups(recorder, unpicklable, fresh=fresh)
     for group in groups:
         if group.key and group.info.storable and group.key in known_blobs:
             group.info = GroupInfo(group.info.names, group.info.size, True, "", already_stored=True)
@@ -135,7 +165,7 @@ def take_checkpoint(
     blobs: dict[int, BlobInfo] = {}
     while True:
         current = plan(graph, [g.info for g in groups], bandwidth)
-        if dry_run:
+        if sink is None:
             break
         failed = False
         for index, decision in enumerate(current.groups):
@@ -148,14 +178,14 @@ def take_checkpoint(
             values = {n: recorder.namespace[n] for n in group.info.names}
             key = group.key or f"u-{uuid.uuid4().hex}"
             try:
-                info = store.write_blob(key, lambda f: dump_group(values, f, recorder.namespace))
+                info = sink.put(key, lambda f: dump_group(values, f, recorder.namespace))
             except (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError) as exc:
                 # It looked storable but is not: recompute it, and remember for next time.
                 reason = f"cannot be serialized ({type(exc).__name__}: {exc})".splitlines()[0]
                 for n in group.info.names:
                     unpicklable[n] = reason
                 warnings.warn(f"{', '.join(sorted(group.info.names))} {reason}; it will be recomputed",
-                              UnpicklableWarning, stacklevel=3)
+                              UnpicklableWarning, stacklevel=4)
                 group.info = GroupInfo(group.info.names, group.info.size, False, reason)
                 failed = True
                 break
@@ -164,33 +194,33 @@ def take_checkpoint(
         if not failed:
             break
 
-    result_groups = []
+    entries = []
+    referenced = []
     for index, decision in enumerate(current.groups):
         group = groups[index]
         entry: dict[str, Any] = {
             "decision": decision.to_json(),
             "fingerprints": {n: {"content": fp.content, "complete": fp.complete} for n, fp in group.fingerprints.items()},
         }
-        if decision.action == "store" and not dry_run:
+        if decision.action == "store" and sink is not None:
             info = blobs[index]
-            assert info is not None
+            referenced.append(info)
             entry["blob"] = {"key": info.key, "digest": info.digest, "size": info.size}
-        result_groups.append(entry)
+        entries.append(entry)
 
-    checkpoint_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    write_seconds = sum(b.seconds for b in written)
+    checkpoint_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8]
     result = CheckpointResult(
-        checkpoint=checkpoint_id if not dry_run else "(dry run)",
-        url=store.url,
+        checkpoint=checkpoint_id if sink is not None else "(dry run)",
+        url=url,
         plan=current,
         bytes_written=sum(b.size for b in written),
         blobs_written=len(written),
-        blobs_reused=sum(1 for i in blobs if groups[i].info.already_stored),
-        seconds=0.0,
-        write_seconds=write_seconds,
+        blobs_reused=sum(1 for i, d in enumerate(current.groups) if d.action == "store" and groups[i].info.already_stored),
+        seconds=time.perf_counter() - started,
+        write_seconds=sum(b.seconds for b in written),
     )
-    if dry_run:
-        return result, written
+    if sink is None:
+        return PreparedCheckpoint(result, None, written, referenced)
     manifest = {
         "format": FORMAT,
         "checkpoint": checkpoint_id,
@@ -200,10 +230,35 @@ def take_checkpoint(
         "environment": _environment(),
         "graph": graph.to_json(),
         "plan": current.to_json(),
-        "groups": result_groups,
+        "groups": entries,
+        "covers_cell": graph.executions[-1].index,
     }
-    store.commit(manifest)
+    return PreparedCheckpoint(result, manifest, written, referenced)
+
+
+def take_checkpoint(
+    recorder: Recorder,
+    graph: HistoryGraph,
+    store: Store,
+    bandwidth: Bandwidth,
+    *,
+    session: str,
+    unpicklable: dict[str, str],
+    known_blobs: dict[str, BlobInfo],
+    dry_run: bool = False,
+) -> tuple[CheckpointResult, list[BlobInfo]]:
+    """Plan, and unless `dry_run`, write and commit one checkpoint now, streaming blobs to the
+    store. Returns it and the blobs written."""
+    started = time.perf_counter()
+    prepared = prepare_checkpoint(
+        recorder, graph, bandwidth, url=store.url, session=session, unpicklable=unpicklable,
+        known_blobs=known_blobs, sink=None if dry_run else StoreSink(store),
+    )
+    if prepared.manifest is None:
+        return prepared.result, []
+    store.commit(prepared.manifest)
     elapsed = time.perf_counter() - started
-    log.info("checkpoint %s: %d blobs written (%d bytes), %d reused in %.3f s", checkpoint_id,
-             len(written), result.bytes_written, result.blobs_reused, elapsed)
-    return CheckpointResult(**{**result.__dict__, "seconds": elapsed}), written
+    result = prepared.result
+    log.info("checkpoint %s: %d blobs written (%d bytes), %d reused in %.3f s", result.checkpoint,
+             result.blobs_written, result.bytes_written, result.blobs_reused, elapsed)
+    return replace(result, seconds=elapsed), prepared.written

@@ -81,9 +81,12 @@ class ElasticMagics(Magics):
         self.session = session
 
     @magic_arguments()
-    @argument("command", choices=["checkpoint", "restore", "plan", "status", "name"], help="what to do")
-    @argument("target", nargs="?", default=None, help="checkpoint URL (or the session name for `name`)")
+    @argument("command", choices=["checkpoint", "restore", "plan", "status", "name", "auto"], help="what to do")
+    @argument("target", nargs="?", default=None,
+              help="checkpoint URL; the session name for `name`; on/off for `auto`")
     @argument("-o", "--option", action="append", metavar="KEY=VALUE", help="fsspec storage option (repeatable)")
+    @argument("--interval", type=float, default=None, help="auto: checkpoint at most every this many seconds")
+    @argument("--after", type=float, default=None, help="auto: always checkpoint after a cell this long (seconds)")
     @line_magic
     def elastic(self, line: str) -> None:
         """Checkpoint and restore this notebook session.
@@ -93,6 +96,8 @@ class ElasticMagics(Magics):
         %elastic plan [URL]         dry run: what would be stored, what recomputed, and why
         %elastic status             where checkpoints go, what the last one covered
         %elastic name NAME          name this session (its default location follows)
+        %elastic auto on|off [--interval S] [--after S]
+                                    checkpoint after cells, in the background (on by default)
         """
         args = parse_argstring(self.elastic, line)
         options = _options(args.option)
@@ -106,6 +111,19 @@ class ElasticMagics(Magics):
                 display(session.plan(args.target, options))
             elif args.command == "status":
                 display(session.status())
+            elif args.command == "auto":
+                policy = session.autosave.policy
+                if args.target not in (None, "on", "off"):
+                    from IPython.core.error import UsageError
+
+                    raise UsageError("%elastic auto takes on or off")
+                if args.target is not None:
+                    policy.enabled = args.target == "on"
+                if args.interval is not None:
+                    policy.min_interval = args.interval
+                if args.after is not None:
+                    policy.long_cell = args.after
+                print(f"colab_elastic: auto-checkpoint {policy.describe()}, to {session.url()}")
             elif args.command == "name":
                 if not args.target:
                     from IPython.core.error import UsageError
@@ -153,6 +171,7 @@ class Extension:
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def unregister(self) -> None:
+        self.session.autosave.close()
         for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             try:
                 self.shell.events.unregister(event, callback)

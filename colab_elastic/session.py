@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .checkpoint import CheckpointResult, take_checkpoint
+from .autosave import AutoCheckpointer, AutoPolicy
 from .config import Settings
 from .errors import CheckpointNotFoundError, ElasticError
 from .history import HistoryGraph
@@ -54,6 +55,7 @@ class Session:
         hidden: dict[str, Any] | None = None,
         transform: Callable[[str], str] = lambda code: code,
         settings: Settings | None = None,
+        auto_policy: AutoPolicy | None = None,
     ) -> None:
         self.namespace = namespace
         self.runner = runner
@@ -65,6 +67,8 @@ class Session:
         self.unpicklable: dict[str, str] = {}
         self._bandwidth: dict[str, Bandwidth] = {}
         self._known_blobs: dict[str, dict[str, BlobInfo]] = {}
+        self._stores: dict[str, Store] = {}
+        self.autosave = AutoCheckpointer(self, auto_policy)
         self.last_checkpoint: CheckpointResult | None = None
         self.last_checkpoint_time: datetime.datetime | None = None
         self.last_restore: RestoreReport | None = None
@@ -76,7 +80,8 @@ class Session:
 
     def after_cell(self, error: BaseException | None) -> None:
         if not self.busy:
-            self.recorder.after(error)
+            execution = self.recorder.after(error)
+            self.autosave.after_cell(execution)
 
     # Locations -----------------------------------------------------------------------------
     def url(self, url: str | None = None) -> str:
@@ -85,7 +90,13 @@ class Session:
     def bandwidth(self, url: str) -> Bandwidth:
         return self._bandwidth.get(url) or Bandwidth(self.settings.write_bandwidth, self.settings.read_bandwidth)
 
-    def _measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None) -> None:
+    def store(self, url: str, storage_options: dict[str, Any] | None = None) -> Store:
+        """The store at `url`, opened once per session (new options open it again)."""
+        if storage_options or url not in self._stores:
+            self._stores[url] = Store(url, storage_options)
+        return self._stores[url]
+
+    def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None) -> None:
         """Learn the destination's speed from real transfers (no probe files)."""
         current = self.bandwidth(url)
         write, read_bw, latency = current.write, current.read, current.latency
@@ -101,7 +112,7 @@ class Session:
             read_bw = read[0] / read[1]
         self._bandwidth[url] = Bandwidth(write, read_bw, latency)
 
-    def _known(self, store: Store) -> dict[str, BlobInfo]:
+    def known_blobs(self, store: Store) -> dict[str, BlobInfo]:
         """Blobs already at this location, from its newest manifest (read once per session)."""
         if store.url not in self._known_blobs:
             known: dict[str, BlobInfo] = {}
@@ -124,8 +135,12 @@ class Session:
     def checkpoint(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> CheckpointResult:
         """Store what the plan says, commit, and remember the destination's measured speed."""
         target = self.url(url)
-        store = Store(target, storage_options)
-        known = self._known(store)
+        store = self.store(target, storage_options)
+        # An explicit checkpoint supersedes a waiting background one, and must not be
+        # overtaken by one still uploading.
+        self.autosave.cancel_queued()
+        self.autosave.wait()
+        known = self.known_blobs(store)
         self.busy = True
         try:
             result, written = take_checkpoint(
@@ -135,7 +150,8 @@ class Session:
         finally:
             self.busy = False
         known.update({b.key: b for b in written})
-        self._measure(target, written)
+        self.autosave.note_commit(target)
+        self.measure(target, written)
         self.last_checkpoint = result
         self.last_checkpoint_time = datetime.datetime.now()
         return result
@@ -143,18 +159,20 @@ class Session:
     def plan(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> Plan:
         """A dry run: what a checkpoint to `url` would store and recompute, and the estimates."""
         target = self.url(url)
-        store = Store(target, storage_options)
+        store = self.store(target, storage_options)
         result, _ = take_checkpoint(
             self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
-            unpicklable=self.unpicklable, known_blobs=self._known(store), dry_run=True,
+            unpicklable=self.unpicklable, known_blobs=self.known_blobs(store), dry_run=True,
         )
         return result.plan
 
     def restore(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> RestoreReport:
         """Bring back the newest checkpoint at `url`; recording goes on from its history."""
         target = self.url(url)
-        store = Store(target, storage_options)
+        store = self.store(target, storage_options)
         manifest = store.latest()
+        self.autosave.cancel_queued()
+        self.autosave.wait()
         self.busy = True
         try:
             report, graph = restore(store, self.runner, progress=progress_bar, manifest=manifest)
@@ -164,7 +182,7 @@ class Session:
         self.recorder.graph = graph
         self.recorder.reset_cache()
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
-        self._measure(target, read=(report.bytes_read, report.read_seconds))
+        self.measure(target, read=(report.bytes_read, report.read_seconds))
         known = self._known_blobs.setdefault(target, {})
         for entry in manifest.get("groups", []):
             blob = entry.get("blob")
@@ -191,6 +209,16 @@ class Session:
             )
         else:
             fields["last checkpoint"] = "none yet in this session"
+        fields["auto-checkpoint"] = self.autosave.policy.describe()
+        done = self.autosave.last_completed
+        if done is not None:
+            fields["last complete auto-checkpoint"] = (
+                f"{done.checkpoint} ({done.at:%H:%M:%S}), the state after cell {done.covers_cell}"
+            )
+        if self.autosave.busy:
+            fields["in flight"] = "a checkpoint is uploading"
+        if self.autosave.last_error:
+            fields["last auto-checkpoint error"] = self.autosave.last_error
         if self.unpicklable:
             fields["cannot be stored"] = ", ".join(sorted(self.unpicklable))
         return Status(fields)

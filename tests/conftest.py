@@ -29,6 +29,7 @@ def shell(ipython_shell, tmp_path, monkeypatch):
     """The in-process shell with a clean user namespace; fails a test that leaks a callback."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLAB_ELASTIC_URL", str(tmp_path / "default-location"))
+    monkeypatch.setenv("COLAB_ELASTIC_AUTO", "off")  # tests of auto-checkpoints turn it on
     events = ipython_shell.events
     before = {name: list(callbacks) for name, callbacks in events.callbacks.items()}
     ipython_shell.reset(new_session=False)

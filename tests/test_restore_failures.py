@@ -51,7 +51,8 @@ def test_a_damaged_blob_is_recomputed_and_named(tmp_path, kernels, damage):
     trip.assert_identical()
     text = trip.restore.text
     assert "recomputed instead of loaded" in text and "trained" in text
-    assert {"truncate": "truncated", "alter": "digest", "delete": "missing"}[damage] in text
+    expected = {"truncate": ("truncated", "bytes, not the"), "alter": ("digest",), "delete": ("missing",)}[damage]
+    assert any(word in text for word in expected), text
 
 
 def test_a_cell_that_fails_on_rerun_is_reported_with_the_names_it_leaves_missing(tmp_path, kernels):

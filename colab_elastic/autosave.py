@@ -1,0 +1,302 @@
+"""Continuous checkpoints: after cells, what changed goes to the session's location in the background.
+
+How, and why this way. At the end of a cell (in `post_run_cell`, on the kernel's main thread,
+before the next cell can start) we plan and serialize the groups that changed into memory;
+a background thread then uploads those bytes and commits the manifest. The snapshot is
+consistent by construction: serialization finishes before the user's next cell runs, and
+what the thread uploads are immutable bytes, so a next cell that mutates the same objects
+cannot tear it. Only changed groups are serialized (blobs are keyed by content, and groups
+already stored or on their way are reused), so the pause after a cell is the time to
+pickle what that cell changed, and the extra memory is those bytes until they are uploaded.
+
+We considered a forked child that pickles a copy-on-write image of the whole process (as Redis
+does for BGSAVE): its pause is a fork (ms) whatever changed, but the child of a multi-threaded
+kernel may inherit held locks, cannot touch CUDA tensors or reuse the gcsfs event loop, and
+Python 3.12+ deprecates it. Serializing only the changed groups keeps the pause small where
+it matters (a small change next to large unchanged data) without those hazards.
+
+Bounded work: at most one checkpoint uploads while at most one more waits; a newer one
+replaces the waiting one (they coalesce). If the bytes waiting would pass the memory budget,
+the checkpoint is written in the foreground instead. A checkpoint never commits over a newer
+one from this session. At interpreter exit an upload in flight gets a few seconds to finish;
+an abandoned one never touched LATEST, so the previous checkpoint stays the restorable one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import io
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import xxhash
+
+from .checkpoint import CheckpointResult, prepare_checkpoint
+from .errors import ElasticError
+from .history import CellExecution
+from .store import DIGEST, BlobInfo, Store
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger("colab_elastic.autosave")
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(f"COLAB_ELASTIC_{name}", default))
+
+
+@dataclass
+class AutoPolicy:
+    """When to checkpoint after a cell: at most every `min_interval` seconds, and always after a
+    cell that ran at least `long_cell` seconds. `memory_mb` bounds the bytes waiting for upload."""
+
+    enabled: bool = field(default_factory=lambda: os.environ.get("COLAB_ELASTIC_AUTO", "on").lower() not in ("off", "0", "false"))
+    min_interval: float = field(default_factory=lambda: _env_float("AUTO_INTERVAL", 30.0))
+    long_cell: float = field(default_factory=lambda: _env_float("AUTO_AFTER", 5.0))
+    memory_mb: float = field(default_factory=lambda: _env_float("AUTO_MEMORY_MB", 1024.0))
+    exit_wait: float = field(default_factory=lambda: _env_float("AUTO_EXIT_WAIT", 10.0))
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "off"
+        return f"on (at most every {self.min_interval:g} s; always after a cell of {self.long_cell:g} s or more)"
+
+
+class _MemorySink:
+    """Serializes a blob into memory now; the upload happens later, in the background."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[BlobInfo, Any]] = {}
+
+    def put(self, key: str, fill: Callable[[Any], None]) -> BlobInfo:
+        buffer = io.BytesIO()
+        hasher = xxhash.xxh3_128()
+
+        class _Writer:
+            def write(self, data: Any) -> int:
+                hasher.update(data)
+                return buffer.write(data)
+
+        fill(_Writer())
+        data = buffer.getbuffer()  # a view, not a second copy
+        info = BlobInfo(key, f"{DIGEST}:{hasher.hexdigest()}", data.nbytes, 0.0)
+        self.pending[key] = (info, data)
+        return info
+
+
+@dataclass
+class _Job:
+    """One prepared checkpoint waiting to be uploaded and committed."""
+
+    sequence: int
+    store: Store
+    manifest: dict[str, Any]
+    payload: dict[str, tuple[BlobInfo, Any]]
+    result: CheckpointResult
+    covers_cell: int
+    pause: float = 0.0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(info.size for info, _ in self.payload.values())
+
+
+@dataclass
+class Completed:
+    """The newest checkpoint this session committed in the background."""
+
+    checkpoint: str
+    url: str
+    covers_cell: int
+    at: datetime.datetime
+    bytes_written: int
+    pause: float
+
+
+class AutoCheckpointer:
+    """Decides after each cell whether to checkpoint, and uploads in a background thread."""
+
+    def __init__(self, session: "Session", policy: AutoPolicy | None = None) -> None:
+        self.session = session
+        self.policy = policy or AutoPolicy()
+        self._lock = threading.Condition()
+        self._pending: dict[str, tuple[BlobInfo, Any]] = {}  # serialized, not yet confirmed written
+        self._queued: _Job | None = None
+        self._inflight: _Job | None = None
+        self._sequence = 0
+        self._committed_sequence: dict[str, int] = {}
+        self._last_prepared = float("-inf")
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.last_completed: Completed | None = None
+        self.last_error: str | None = None
+        self.pauses: list[float] = []  # seconds each auto-checkpoint held up the kernel
+        atexit.register(self.close)
+
+    # Main thread ------------------------------------------------------------------------------
+    def after_cell(self, execution: CellExecution | None) -> None:
+        if not self.policy.enabled or execution is None or self._closed:
+            return
+        now = time.monotonic()
+        if now - self._last_prepared < self.policy.min_interval and execution.runtime < self.policy.long_cell:
+            return
+        try:
+            self.checkpoint_now()
+        except ElasticError as exc:
+            self.last_error = str(exc)
+            log.warning("auto-checkpoint skipped: %s", exc)
+
+    def checkpoint_now(self) -> CheckpointResult:
+        """Prepare a checkpoint of the current state now; upload it in the background."""
+        started = time.perf_counter()
+        session = self.session
+        url = session.url()
+        store = session.store(url)
+        with self._lock:
+            known = dict(session.known_blobs(store))
+            known.update({key: info for key, (info, _) in self._pending.items()})
+        sink = _MemorySink()
+        prepared = prepare_checkpoint(
+            session.recorder, session.graph, session.bandwidth(url), url=url, session=session.settings.session,
+            unpicklable=session.unpicklable, known_blobs=known, sink=sink, fresh=False,
+        )
+        assert prepared.manifest is not None
+        confirmed = session.known_blobs(store)
+        with self._lock:
+            self._pending.update(sink.pending)
+            payload = {b.key: self._pending[b.key] for b in prepared.blobs if b.key not in confirmed and b.key in self._pending}
+            self._sequence += 1
+            job = _Job(self._sequence, store, prepared.manifest, payload, prepared.result,
+                       prepared.manifest["covers_cell"], time.perf_counter() - started)
+            self._last_prepared = time.monotonic()
+            waiting = sum(info.size for info, _ in self._pending.values())
+            over_budget = waiting > self.policy.memory_mb * 1e6
+        self.pauses.append(job.pause)
+        if over_budget:
+            # Too much is waiting in memory: write this one in the foreground, then move on.
+            self.cancel_queued()
+            self.wait()
+            self._run(job)
+            with self._lock:
+                self._forget_unreferenced()
+            return job.result
+        with self._lock:
+            self._queued = job  # replaces an older waiting job: they coalesce
+            self._forget_unreferenced()
+            self._ensure_thread()
+            self._lock.notify_all()
+        return job.result
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued or uploading. Returns False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._queued is not None or self._inflight is not None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+        return True
+
+    def cancel_queued(self) -> None:
+        """Drop a waiting checkpoint (an explicit checkpoint or a restore supersedes it)."""
+        with self._lock:
+            self._queued = None
+            self._forget_unreferenced()
+
+    def close(self) -> None:
+        """At exit or unload: give an upload in flight a moment, then abandon the rest."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            atexit.unregister(self.close)
+        except ValueError:
+            pass
+        finished = self.wait(self.policy.exit_wait)
+        if not finished:
+            log.warning("abandoning an unfinished auto-checkpoint; the previous complete one stays restorable")
+        with self._lock:
+            self._queued = None
+            self._lock.notify_all()
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._queued is not None or self._inflight is not None
+
+    # Worker thread ----------------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="colab-elastic-autosave", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while self._queued is None and not self._closed:
+                    self._lock.wait()
+                if self._queued is None:
+                    return
+                job, self._queued = self._queued, None
+                self._inflight = job
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._inflight = None
+                    self._forget_unreferenced()
+                    self._lock.notify_all()
+
+    def _run(self, job: _Job) -> None:
+        store = job.store
+        confirmed = self.session.known_blobs(store)
+        written: list[BlobInfo] = []
+        try:
+            for key, (info, data) in job.payload.items():
+                if key in confirmed:
+                    continue
+                done = store.write_blob(key, lambda f, data=data: f.write(data))
+                if done.digest != info.digest:
+                    raise ElasticError(f"blob {key} changed while uploading")
+                written.append(done)
+                with self._lock:
+                    confirmed[key] = done
+                    self._pending.pop(key, None)
+            with self._lock:
+                if job.sequence < self._committed_sequence.get(store.url, 0):
+                    log.info("auto-checkpoint %s superseded before commit", job.manifest["checkpoint"])
+                    return
+            store.commit(job.manifest)
+            with self._lock:
+                self._committed_sequence[store.url] = job.sequence
+            self.session.measure(store.url, written)
+            self.last_completed = Completed(job.manifest["checkpoint"], store.url, job.covers_cell,
+                                            datetime.datetime.now(), sum(b.size for b in written), job.pause)
+            self.last_error = None
+            log.info("auto-checkpoint %s committed (cell %d, %d bytes)", job.manifest["checkpoint"],
+                     job.covers_cell, sum(b.size for b in written))
+        except ElasticError as exc:
+            self.last_error = str(exc)
+            log.warning("auto-checkpoint %s failed: %s", job.manifest["checkpoint"], exc)
+
+    def note_commit(self, url: str) -> None:
+        """An explicit checkpoint committed: older background ones must not commit over it."""
+        with self._lock:
+            self._sequence += 1
+            self._committed_sequence[url] = self._sequence
+
+    def _forget_unreferenced(self) -> None:
+        """Drop serialized bytes no waiting or running job references (called under the lock)."""
+        keep = set()
+        for job in (self._queued, self._inflight):
+            if job is not None:
+                keep.update(job.payload)
+        for key in [k for k in self._pending if k not in keep]:
+            del self._pending[key]
