@@ -8,13 +8,11 @@ name wrongly counted as read only costs a fingerprint; a name missed could lose 
 from __future__ import annotations
 
 import ast
-import builtins
 import re
 import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-_BUILTINS = frozenset(dir(builtins))
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Magics whose argument (or cell body) is Python code run in the user namespace.
 _CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture", "debug", "memit"})
@@ -57,6 +55,7 @@ class _TopLevelNames(ast.NodeVisitor):
         self.deletes: set[str] = set()
         self._scopes: list[set[str]] = []  # `global` names declared in enclosing functions
         self._depth = 0  # >0 inside a function or lambda body
+        self._comprehensions = 0  # >0 inside a comprehension: its loop targets are its own
 
     # Names --------------------------------------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
@@ -67,7 +66,7 @@ class _TopLevelNames(ast.NodeVisitor):
             # it (over-approximation) unless it is certainly local: we do not track locals.
             self.loads.add(node.id)
         elif isinstance(node.ctx, ast.Store):
-            if not in_function or declared_global:
+            if not (in_function or self._comprehensions) or declared_global:
                 self.stores.add(node.id)
         elif isinstance(node.ctx, ast.Del):
             if not in_function or declared_global:
@@ -99,6 +98,19 @@ class _TopLevelNames(ast.NodeVisitor):
         # Anything else may expand `$x` or `{x}`: every identifier might be read.
         for text in rest:
             self.loads.update(_IDENTIFIER.findall(text))
+
+    def _comprehension(self, node: ast.AST) -> None:
+        self._comprehensions += 1
+        self.generic_visit(node)
+        self._comprehensions -= 1
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        # `(y := f(v))`, even inside a comprehension, binds y in the enclosing scope.
+        self.visit(node.value)
+        if self._depth == 0 or any(node.target.id in scope for scope in self._scopes):
+            self.stores.add(node.target.id)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         # `x += 1` reads x before it writes it.
@@ -179,8 +191,9 @@ def analyze_cell(code: str) -> CellAnalysis:
         return CellAnalysis(frozenset(), frozenset(), frozenset(), parsed=False)
     visitor = _TopLevelNames()
     visitor.visit(tree)
-    loads = frozenset(visitor.loads - _BUILTINS) | frozenset(visitor.loads & visitor.stores)
-    return CellAnalysis(loads, frozenset(visitor.stores), frozenset(visitor.deletes))
+    # Builtin names stay in: a notebook variable may shadow one (`input`, `id`, `sum`), and
+    # the caller intersects with the namespace, where unshadowed builtins never appear.
+    return CellAnalysis(frozenset(visitor.loads), frozenset(visitor.stores), frozenset(visitor.deletes))
 
 
 def code_global_names(code: types.CodeType) -> set[str]:
@@ -230,7 +243,9 @@ def _notebook_code_objects(value: Any, is_notebook_function: Callable[[Any], boo
     codes = []
     for klass in getattr(cls, "__mro__", ()):
         for attr in vars(klass).values():
-            func = getattr(attr, "__func__", attr)
-            if isinstance(func, types.FunctionType) and is_notebook_function(func):
-                codes.append(func.__code__)
+            # Methods, static/class methods (`__func__`) and property accessors.
+            funcs = (attr.fget, attr.fset, attr.fdel) if isinstance(attr, property) else (getattr(attr, "__func__", attr),)
+            for func in funcs:
+                if isinstance(func, types.FunctionType) and is_notebook_function(func):
+                    codes.append(func.__code__)
     return codes

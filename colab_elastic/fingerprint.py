@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
 import gc
 import io
 import socket
@@ -161,6 +162,11 @@ class _Walk:
             self.tag(getattr(obj, "__qualname__", getattr(obj, "__name__", "")))
             self.objects.discard(key)
             return []
+        if isinstance(obj, enum.Enum):
+            # A constant singleton, pickled by name: sharing one is not aliasing.
+            self.tag(obj.name)
+            self.objects.discard(key)
+            return []
         if self.ndarray is not None and isinstance(obj, self.ndarray):
             return self.visit_ndarray(obj)
         if self.np_dtype is not None and isinstance(obj, self.np_dtype):
@@ -180,6 +186,9 @@ class _Walk:
         if isinstance(obj, types.FunctionType):
             return self.visit_function(obj)
         if isinstance(obj, types.MethodType):
+            # A bound method is a fresh wrapper on every attribute access: only what it
+            # binds (`__self__`) can be shared.
+            self.objects.discard(key)
             return [(obj.__func__, True), (obj.__self__, True)]
         if isinstance(obj, (set, frozenset)):
             return self.visit_set(obj)
@@ -273,8 +282,28 @@ class _Walk:
         if isinstance(reduced, str):
             return []
         self.size += sys.getsizeof(obj, 64)
-        # Skip the callable (a class or a constructor function); the rest may be temporaries.
-        return [(part, False) for part in reduced[1:] if part is not None]
+        # Skip the callable (a class or a constructor function). What pickle builds for the
+        # occasion (argument tuples, a copy of `__dict__`, item iterators) is a temporary whose
+        # id means nothing; what it passes along (the object's own attributes and items) is
+        # real and may be shared with other variables.
+        args, state, listitems, dictitems = (list(reduced[1:]) + [None] * 3)[:4]
+        children: list[tuple[Any, bool]] = [] if args is None else [(args, False)]
+        own = getattr(obj, "__dict__", None)
+        if type(state) is dict and isinstance(own, dict) and state is not own:
+            self.tag(f"state {len(state)}")
+            for key, value in state.items():
+                children += [(key, False), (value, key in own and own[key] is value)]
+        elif state is not None:
+            children.append((state, state is own))
+        if listitems is not None:
+            items = list(listitems)
+            self.tag(f"items {len(items)}")
+            children += [(item, True) for item in items]
+        if dictitems is not None:
+            pairs = list(dictitems)
+            self.tag(f"pairs {len(pairs)}")
+            children += [(x, True) for pair in pairs for x in pair]
+        return children
 
     def visit_object(self, obj: Any) -> list[tuple[Any, bool]]:
         referents = [r for r in gc.get_referents(obj) if not isinstance(r, type)]

@@ -1,0 +1,161 @@
+"""A co-variable group to bytes and back, with notebook functions and classes resolved by name."""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+
+import pytest
+
+from colab_elastic.serialize import dump_group, load_group, serialized_size
+
+
+def notebook(source: str = "") -> dict:
+    """A fresh namespace standing in for the shell's `user_ns`, with `source` run in it."""
+    namespace: dict = {"__name__": "__main__"}
+    exec(source, namespace)
+    return namespace
+
+
+def round_trip(values: dict, namespace: dict, target: dict | None = None) -> dict:
+    buffer = io.BytesIO()
+    dump_group(values, buffer, namespace)
+    return load_group(buffer.getvalue(), namespace if target is None else target)
+
+
+def test_shared_objects_stay_shared():
+    rows = [[1, 2], [3, 4]]
+    values = {"rows": rows, "alias": rows, "index": {"k": rows, "first": rows[0]}}
+    loaded = round_trip(values, notebook())
+    assert loaded == values
+    assert loaded["alias"] is loaded["rows"]
+    assert loaded["index"]["k"] is loaded["rows"]
+    assert loaded["index"]["first"] is loaded["rows"][0]
+    assert loaded["rows"] is not rows
+
+
+def test_notebook_function_comes_back_bound_to_the_new_namespace():
+    old = notebook("SCALE = 2\ndef scaled(v, k=1, *, extra=0):\n    'Multiply.'\n    return v * SCALE * k + extra\n")
+    new = notebook("SCALE = 10\n")
+    scaled = round_trip({"scaled": old["scaled"]}, old, new)["scaled"]
+    assert scaled.__globals__ is new
+    assert scaled(3) == 30  # SCALE from the restoring namespace
+    new["SCALE"] = 100
+    assert scaled(1) == 100  # and it keeps reading it live
+    assert scaled(1, 2, extra=5) == 205
+    assert (scaled.__name__, scaled.__doc__, scaled.__module__) == ("scaled", "Multiply.", "__main__")
+
+
+def test_notebook_lambda_round_trips():
+    old = notebook("OFFSET = 1\nshift = lambda v: v + OFFSET\n")
+    shift = round_trip({"shift": old["shift"]}, old, notebook("OFFSET = 5\n"))["shift"]
+    assert shift(1) == 6
+
+
+def test_closure_keeps_its_captured_values_and_reads_new_globals():
+    old = notebook(
+        "BASE = 0\n"
+        "def make_adder(n):\n"
+        "    def add(v):\n"
+        "        return v + n + BASE\n"
+        "    return add\n"
+        "add3 = make_adder(3)\n"
+    )
+    add3 = round_trip({"add3": old["add3"]}, old, notebook("BASE = 100\n"))["add3"]
+    assert add3(1) == 104
+
+
+def test_function_attributes_and_defaults_that_are_shared_values_stay_shared():
+    old = notebook("cache = {}\ndef remember(k, store=cache):\n    store[k] = 1\n    return store\n")
+    old["remember"].calls = 3
+    loaded = round_trip({"remember": old["remember"], "cache": old["cache"]}, old, notebook())
+    assert loaded["remember"].calls == 3
+    assert loaded["remember"]("x") is loaded["cache"]
+
+
+def test_function_defined_elsewhere_is_pickled_by_reference():
+    loaded = round_trip({"sqrt": math.sqrt, "dumps": pickle.dumps}, notebook())
+    assert loaded["sqrt"] is math.sqrt
+    assert loaded["dumps"] is pickle.dumps
+
+
+def _class_in_main(name: str) -> type:
+    """A class as a notebook cell would define it: its module is `__main__`."""
+    return type(name, (), {"__module__": "__main__", "__init__": lambda self, x: setattr(self, "x", x)})
+
+
+def test_notebook_class_instance_resolves_its_class_in_the_target_namespace():
+    Point = _class_in_main("Point")
+    old = notebook()
+    old["Point"] = Point
+    values = {"p": Point(1), "cls": Point}
+
+    same = round_trip(values, old, old)
+    assert type(same["p"]) is Point and same["p"].x == 1
+    assert same["cls"] is Point
+
+    # A restoring session reran the class's defining cell: a new class object, same name.
+    NewPoint = _class_in_main("Point")
+    target = notebook()
+    target["Point"] = NewPoint
+    moved = round_trip(values, old, target)
+    assert type(moved["p"]) is NewPoint
+    assert isinstance(moved["p"], target["Point"])
+    assert moved["cls"] is NewPoint
+
+
+def test_class_not_yet_defined_in_the_target_namespace_fails_to_load():
+    Point = _class_in_main("Point")
+    old = notebook()
+    old["Point"] = Point
+    buffer = io.BytesIO()
+    dump_group({"p": Point(1)}, buffer, old)
+    with pytest.raises(pickle.UnpicklingError, match="Point"):
+        load_group(buffer.getvalue(), notebook())
+
+
+def test_instance_of_a_redefined_class_does_not_pickle():
+    Point = _class_in_main("Point")
+    old = notebook()
+    old["Point"] = Point
+    stale = Point(1)
+    old["Point"] = _class_in_main("Point")  # the cell defining Point was run again
+    with pytest.raises(pickle.PicklingError, match="redefined"):
+        dump_group({"stale": stale}, io.BytesIO(), old)
+
+
+def test_modules_are_stored_by_name():
+    import collections.abc
+
+    loaded = round_trip({"m": math, "abc": collections.abc}, notebook())
+    assert loaded["m"] is math
+    assert loaded["abc"] is collections.abc
+
+
+def test_serialized_size_equals_the_bytes_dump_group_writes():
+    np = pytest.importorskip("numpy")
+    ns = notebook("def f(v):\n    return v\n")
+    values = {
+        "big": np.arange(200_000, dtype="float64"),  # large enough to be written out of band
+        "text": "x" * 10_000,
+        "f": ns["f"],
+        "nested": {"a": [1, 2, 3]},
+    }
+    buffer = io.BytesIO()
+    dump_group(values, buffer, ns)
+    assert serialized_size(values, ns) == len(buffer.getvalue())
+    assert len(buffer.getvalue()) > values["big"].nbytes
+
+
+def test_one_array_under_two_names_stays_one_array():
+    np = pytest.importorskip("numpy")
+    base = np.arange(10.0)
+    loaded = round_trip({"base": base, "same": base}, notebook())
+    assert loaded["same"] is loaded["base"]
+    np.testing.assert_array_equal(loaded["base"], base)
+
+
+def test_blob_that_is_not_a_group_is_rejected():
+    with pytest.raises(pickle.UnpicklingError, match="group"):
+        load_group(pickle.dumps([1, 2]), notebook())
