@@ -50,6 +50,7 @@ class CheckpointResult:
     blobs_reused: int
     seconds: float
     write_seconds: float
+    note: str = ""  # something the user must know about where it went (Drive sync, ...)
 
     def __repr__(self) -> str:
         from .report import checkpoint_text

@@ -6,8 +6,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from . import colab
+
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-DRIVE_ROOT = "/content/drive/MyDrive"
 
 
 def _env(name: str, default: str) -> str:
@@ -15,10 +16,14 @@ def _env(name: str, default: str) -> str:
 
 
 def session_name_from_environment() -> str:
-    """A stable name for this notebook: the user's choice, Jupyter's session path, or 'default'."""
+    """A stable name for this notebook: the user's choice, the notebook's name (Colab's, or
+    Jupyter's session path), or 'default'."""
     explicit = _env("SESSION", "")
     if explicit:
         return safe_name(explicit)
+    in_colab = colab.notebook_name()
+    if in_colab:
+        return safe_name(in_colab[: -len(".ipynb")] if in_colab.endswith(".ipynb") else in_colab)
     jupyter = os.environ.get("JPY_SESSION_NAME", "")
     if jupyter:
         base = os.path.basename(jupyter.rstrip("/"))
@@ -43,8 +48,8 @@ def default_url(session: str, cwd: str | None = None) -> str:
     explicit = _env("URL", "")
     if explicit:
         return explicit
-    if os.path.isdir(DRIVE_ROOT):
-        return f"{DRIVE_ROOT}/colab_elastic/{session}"
+    if colab.drive_mounted():
+        return f"{colab.drive_root()}/colab_elastic/{session}"
     return os.path.join(cwd or os.getcwd(), ".colab_elastic", session)
 
 

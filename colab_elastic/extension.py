@@ -15,6 +15,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from IPython.utils.capture import capture_output
 
+from . import colab
 from .config import Settings, safe_name
 from .errors import ElasticError, RecordingWarning
 from .restore import RunOutcome
@@ -150,7 +151,7 @@ class Extension:
         if info is None or getattr(info, "silent", False):
             return
         try:
-            self.session.before_cell(info.raw_cell)
+            self.session.before_cell(info.raw_cell, getattr(info, "cell_id", None) or colab.cell_id(self.shell))
         except Exception as exc:  # noqa: BLE001 - never break the user's cell
             warnings.warn(f"colab_elastic: recording failed: {exc!r}", RecordingWarning, stacklevel=2)
 

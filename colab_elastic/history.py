@@ -36,6 +36,7 @@ class CellExecution:
     error: str | None = None
     rerunnable: bool = True
     note: str = ""
+    cell_id: str | None = None  # the frontend's id of the cell, when it sends one
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +49,7 @@ class CellExecution:
             "error": self.error,
             "rerunnable": self.rerunnable,
             "note": self.note,
+            "cell_id": self.cell_id,
         }
 
     @classmethod
@@ -62,6 +64,7 @@ class CellExecution:
             error=data.get("error"),
             rerunnable=bool(data.get("rerunnable", True)),
             note=str(data.get("note", "")),
+            cell_id=data.get("cell_id"),
         )
 
 
@@ -94,6 +97,7 @@ class HistoryGraph:
         error: str | None = None,
         rerunnable: bool = True,
         note: str = "",
+        cell_id: str | None = None,
     ) -> CellExecution:
         """Add one execution; `reads`/`writes`/`deletes` are names, versions are assigned here."""
         read_refs = tuple(sorted((n, self.active[n]) for n in set(reads) if n in self.active))
@@ -107,7 +111,7 @@ class HistoryGraph:
         for name in gone:
             del self.active[name]
         execution = CellExecution(
-            self.next_index, code, runtime, read_refs, tuple(write_refs), gone, error, rerunnable, note
+            self.next_index, code, runtime, read_refs, tuple(write_refs), gone, error, rerunnable, note, cell_id
         )
         self.executions.append(execution)
         return execution

@@ -33,6 +33,7 @@ class _Pending:
     before: dict[str, Fingerprint] = field(default_factory=dict)
     loads: frozenset[str] = frozenset()
     failure: str = ""
+    cell_id: str | None = None
 
 
 class Recorder:
@@ -71,7 +72,7 @@ class Recorder:
         self._cache.clear()
 
     # Events --------------------------------------------------------------------------------
-    def before(self, raw_cell: str) -> None:
+    def before(self, raw_cell: str, cell_id: str | None = None) -> None:
         started = time.perf_counter()
         self._pending = None
         try:
@@ -83,7 +84,7 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - a hook must never break the user's cell
             warnings.warn(f"colab_elastic could not snapshot the namespace: {exc!r}", RecordingWarning, stacklevel=2)
             return
-        pending = _Pending(raw_cell, started, ids)
+        pending = _Pending(raw_cell, started, ids, cell_id=cell_id)
         try:
             analysis = analyze_cell(self.transform(raw_cell))
             if not analysis.parsed:
@@ -156,6 +157,7 @@ class Recorder:
             error=type(error).__name__ if error is not None else None,
             rerunnable=not note,
             note=note,
+            cell_id=pending.cell_id,
         )
         log.debug("recorded cell %d: reads %s writes %s", execution.index, execution.reads, execution.writes)
         return execution

@@ -90,9 +90,10 @@ def plan_html(plan: "Plan") -> str:
 
 # Checkpoint ---------------------------------------------------------------------------------
 def checkpoint_summary(result: "CheckpointResult") -> str:
-    return (f"checkpoint {result.checkpoint} at {result.url}: {plan_summary(result.plan)}; "
+    text = (f"checkpoint {result.checkpoint} at {result.url}: {plan_summary(result.plan)}; "
             f"wrote {result.blobs_written} blobs ({human_bytes(result.bytes_written)}), reused {result.blobs_reused}, "
             f"in {human_seconds(result.seconds)}")
+    return f"{text}\nnote: {result.note}" if result.note else text
 
 
 def checkpoint_text(result: "CheckpointResult") -> str:

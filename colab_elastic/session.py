@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from . import colab
 from .checkpoint import CheckpointResult, take_checkpoint
 from .autosave import AutoCheckpointer, AutoPolicy
 from .config import Settings
@@ -74,9 +75,9 @@ class Session:
         self.last_restore: RestoreReport | None = None
 
     # Events --------------------------------------------------------------------------------
-    def before_cell(self, raw_cell: str) -> None:
+    def before_cell(self, raw_cell: str, cell_id: str | None = None) -> None:
         if not self.busy:
-            self.recorder.before(raw_cell)
+            self.recorder.before(raw_cell, cell_id)
 
     def after_cell(self, error: BaseException | None) -> None:
         if not self.busy:
@@ -151,6 +152,9 @@ class Session:
             self.busy = False
         known.update({b.key: b for b in written})
         self.autosave.note_commit(target)
+        if colab.on_drive(target):
+            # Drive's FUSE mount uploads later: never call this safe before Colab has synced it.
+            result = replace(result, note=f"on Google Drive, not known to be uploaded yet: {colab.DRIVE_FLUSH_HINT}")
         self.measure(target, written)
         self.last_checkpoint = result
         self.last_checkpoint_time = datetime.datetime.now()
@@ -209,6 +213,8 @@ class Session:
             )
         else:
             fields["last checkpoint"] = "none yet in this session"
+        if colab.on_drive(url):
+            fields["Drive"] = f"writes reach Drive asynchronously; {colab.DRIVE_FLUSH_HINT}"
         fields["auto-checkpoint"] = self.autosave.policy.describe()
         done = self.autosave.last_completed
         if done is not None:
