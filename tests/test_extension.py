@@ -132,3 +132,26 @@ def test_a_value_whose_reduce_raises_is_planned_as_recompute_up_front(shell, tmp
     plan = colab_elastic.plan(str(tmp_path / "c"))
     decision = next(g for g in plan.groups if "sneaky" in g.names)
     assert decision.action == "recompute" and "no pickling me" in decision.reason
+
+
+def test_with_drive_mounted_checkpoints_go_to_drive_and_say_it_is_not_synced_yet(shell, tmp_path, monkeypatch, capsys):
+    drive = tmp_path / "drive" / "MyDrive"
+    drive.mkdir(parents=True)
+    monkeypatch.delenv("COLAB_ELASTIC_URL")
+    monkeypatch.setenv("COLAB_ELASTIC_DRIVE_ROOT", str(drive))
+    monkeypatch.setenv("COLAB_ELASTIC_SESSION", "my analysis.ipynb")
+    shell.run_line_magic("load_ext", "colab_elastic")
+    assert f"{drive}/colab_elastic/my-analysis.ipynb" in capsys.readouterr().out
+    shell.run_cell("v = [1, 2]", store_history=True)
+    result = colab_elastic.checkpoint()
+    assert (drive / "colab_elastic" / "my-analysis.ipynb" / "LATEST").exists()
+    assert "not known to be uploaded" in repr(result) and "flush_and_unmount" in repr(result)
+    shell.run_line_magic("elastic", "status")
+    assert "flush_and_unmount" in capsys.readouterr().out
+
+
+def test_naming_the_session_moves_its_default_location(shell, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("COLAB_ELASTIC_URL")
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_line_magic("elastic", "name experiment-7")
+    assert str(tmp_path / ".colab_elastic" / "experiment-7") in capsys.readouterr().out
