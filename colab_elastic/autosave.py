@@ -39,12 +39,15 @@ import xxhash
 from .checkpoint import CheckpointResult, prepare_checkpoint
 from .errors import ElasticError
 from .history import CellExecution
+from .retention import DEFAULT_KEEP, collect_garbage
 from .store import DIGEST, BlobInfo, Store
 
 if TYPE_CHECKING:
     from .session import Session
 
 log = logging.getLogger("colab_elastic.autosave")
+
+_GC_EVERY = 20  # auto-checkpoints between garbage collections
 
 
 def _env_float(name: str, default: float) -> float:
@@ -61,6 +64,7 @@ class AutoPolicy:
     long_cell: float = field(default_factory=lambda: _env_float("AUTO_AFTER", 5.0))
     memory_mb: float = field(default_factory=lambda: _env_float("AUTO_MEMORY_MB", 1024.0))
     exit_wait: float = field(default_factory=lambda: _env_float("AUTO_EXIT_WAIT", 10.0))
+    keep: int = field(default_factory=lambda: int(_env_float("KEEP", DEFAULT_KEEP)))
 
     def describe(self) -> str:
         if not self.enabled:
@@ -136,6 +140,7 @@ class AutoCheckpointer:
         self._closed = False
         self.last_completed: Completed | None = None
         self.last_error: str | None = None
+        self._commits = 0
         self.pauses: list[float] = []  # seconds each auto-checkpoint held up the kernel
         atexit.register(self.close)
 
@@ -280,6 +285,11 @@ class AutoCheckpointer:
             self.last_completed = Completed(job.manifest["checkpoint"], store.url, job.covers_cell,
                                             datetime.datetime.now(), sum(b.size for b in written), job.pause)
             self.last_error = None
+            self._commits += 1
+            if self.policy.keep > 0 and self._commits % _GC_EVERY == 0:
+                # In this thread, so never concurrent with our own uploads; the grace period
+                # protects other kernels' checkpoints in flight.
+                collect_garbage(store, keep=self.policy.keep)
             log.info("auto-checkpoint %s committed (cell %d, %d bytes)", job.manifest["checkpoint"],
                      job.covers_cell, sum(b.size for b in written))
         except ElasticError as exc:

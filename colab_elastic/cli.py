@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--dir", help="folder for the demo's files (default: a new temporary folder)")
     sub.add_parser("inspect", help="describe the newest checkpoint at URL").add_argument("url")
     sub.add_parser("verify", help="check every blob of the newest checkpoint at URL").add_argument("url")
+    gc = sub.add_parser("gc", help="delete old checkpoints and unreferenced blobs at URL")
+    gc.add_argument("url")
+    gc.add_argument("--keep", type=int, default=5, help="checkpoints to keep (default 5)")
+    gc.add_argument("--grace", type=float, default=3600.0,
+                    help="never delete a blob younger than this many seconds (default 3600)")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
@@ -62,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if run_demo(args.dir) else 1
         if args.command == "inspect":
             return _inspect(args.url)
+        if args.command == "gc":
+            from .retention import collect_garbage
+            from .store import Store
+
+            report = collect_garbage(Store(args.url), keep=args.keep, grace=args.grace, dry_run=args.dry_run)
+            print(("would have " if args.dry_run else "") + str(report))
+            return 0
         return _verify(args.url)
     except ElasticError as exc:
         print(f"colab-elastic: {exc}", file=sys.stderr)

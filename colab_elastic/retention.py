@@ -1,0 +1,107 @@
+"""Storage hygiene: drop old checkpoints and the blobs no kept checkpoint needs.
+
+Safe by construction: the checkpoint LATEST names is always kept; a blob is deleted only if
+no kept manifest references it *and* it is older than a grace period, so a blob just
+written by a checkpoint still in flight (its manifest not yet committed, in this process or
+another) is never taken from under it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import StorageError
+from .store import LATEST, Store
+
+log = logging.getLogger("colab_elastic.retention")
+
+DEFAULT_KEEP = 5
+DEFAULT_GRACE = 3600.0  # seconds
+
+
+@dataclass
+class GarbageReport:
+    """What a collection removed (or, in a dry run, would remove)."""
+
+    kept: list[str] = field(default_factory=list)
+    removed_manifests: list[str] = field(default_factory=list)
+    removed_blobs: list[str] = field(default_factory=list)
+    freed_bytes: int = 0
+
+    def __str__(self) -> str:
+        return (f"kept {len(self.kept)} checkpoints; removed {len(self.removed_manifests)} old checkpoints and "
+                f"{len(self.removed_blobs)} unreferenced blobs ({self.freed_bytes / 1e6:.1f} MB)")
+
+
+def _age(info: dict[str, Any], now: float) -> float:
+    """Seconds since the object was written; 0 when the backend does not say (never delete)."""
+    for key in ("mtime", "updated", "timeCreated", "LastModified", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)):
+            return now - float(value)
+        if isinstance(value, datetime.datetime):
+            stamp = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+            return now - stamp.timestamp()
+        if isinstance(value, str):
+            try:
+                return now - datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0
+
+
+def _listing(store: Store, folder: str) -> list[dict[str, Any]]:
+    try:
+        return list(store.fs.ls(store.path(folder), detail=True))
+    except FileNotFoundError:
+        return []
+    except (OSError, NotImplementedError) as exc:
+        raise StorageError(f"cannot list {store.url}/{folder}: {exc}") from exc
+
+
+def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAULT_GRACE,
+                    dry_run: bool = False) -> GarbageReport:
+    """Keep the newest `keep` checkpoints (and whatever LATEST names); delete the rest and
+    every blob none of them needs that is older than `grace` seconds."""
+    report = GarbageReport()
+    now = time.time()
+    try:
+        pointer = json.loads(store.fs.cat_file(store.path(LATEST)))
+        current = pointer["manifest"].rsplit("/", 1)[-1]
+    except FileNotFoundError:
+        return report  # nothing committed here yet: nothing is garbage
+    manifests = sorted((i for i in _listing(store, "manifests") if i["name"].endswith(".json")),
+                       key=lambda i: i["name"])
+    names = [i["name"].rsplit("/", 1)[-1] for i in manifests]
+    kept = set(names[-keep:]) | {current}
+    referenced: set[str] = set()
+    for info, name in zip(manifests, names):
+        if name in kept:
+            body = json.loads(store.fs.cat_file(info["name"]))
+            referenced.update(e["blob"]["key"] for e in body.get("groups", []) if "blob" in e)
+            report.kept.append(name)
+        elif _age(info, now) >= 0:
+            report.removed_manifests.append(info["name"])
+    for info in _listing(store, "blobs"):
+        key = info["name"].rsplit("/", 1)[-1]
+        if key not in referenced and _age(info, now) > grace:
+            report.removed_blobs.append(info["name"])
+            report.freed_bytes += int(info.get("size") or 0)
+    if not dry_run:
+        # Manifests first: a manifest never outlives a blob it names.
+        for path in report.removed_manifests + report.removed_blobs:
+            try:
+                store.fs.rm_file(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StorageError(f"cannot delete {path}: {exc}") from exc
+    log.info("%s at %s", report, store.url)
+    return report
