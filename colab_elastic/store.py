@@ -1,29 +1,52 @@
 """A checkpoint location, through fsspec: immutable blobs and manifests, one pointer.
 
-Layout at URL (readable by file name alone, so a plain HTTP server can serve it)::
+Layout at URL (readable by file name alone, so a plain HTTP server or a public bucket can
+serve it)::
 
-    blobs/<key>                  one pickled co-variable group; immutable, shared by checkpoints
+    blobs/<key>                  one pickled co-variable group; shared by checkpoints
     manifests/<checkpoint>.json  everything needed to restore one checkpoint; immutable
     LATEST                       {"manifest": ..., "digest": ...}: the newest complete checkpoint
 
-The commit point is LATEST, written last, in one atomic step (`os.replace` of a synced temp
-file on local disks; a single-object write on object stores). Until it is written, readers
-see the previous checkpoint, whatever happened to the blobs and manifest of this one.
+A commit happens in three steps, each whole-or-nothing on its own:
+
+1. blobs: a synced temp file renamed into place on local disks; on object stores an upload
+   that is finalized only after its last byte (and cancelled on failure); one assignment in
+   `memory://`.
+2. the manifest, under a name never used before, created only if absent (a hard link of a
+   synced temp file locally; `ifGenerationMatch=0` on GCS through gcsfs `mode="create"`).
+3. LATEST, a few hundred bytes, in one single-request write (`os.replace` locally).
+
+Until step 3 readers see the previous checkpoint, whatever happened to this one's blobs and
+manifest; a crash, a full disk or a lost server at any moment leaves it restorable.
+
+Two kernels committing to one URL at once: each writes its own manifest and then its own
+LATEST; the LATEST written last wins. Every LATEST ever readable is whole (one atomic object
+or rename) and names a manifest that was completely written, with all its blobs, before the
+pointer was. The other kernel's checkpoint stays on storage, complete but unnamed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import io
 import json
 import logging
 import os
+import sys
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
 
 import fsspec
 import xxhash
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
+from fsspec.registry import known_implementations
+from fsspec.spec import AbstractBufferedFile
 
 from .errors import CheckpointNotFoundError, CorruptCheckpointError, StorageError
 
@@ -31,6 +54,27 @@ log = logging.getLogger("colab_elastic.store")
 
 LATEST = "LATEST"
 DIGEST = "xxh3_128"
+
+Fill = Callable[[BinaryIO], None]  # writes one blob's bytes into the file it is given
+Progress = Callable[[int], object]  # told how many more bytes moved; may be called from threads
+
+# Served over plain HTTP a checkpoint can be read, never written.
+_READ_ONLY_PROTOCOLS = frozenset({"http", "https"})
+# I/O failures raised by backends that are not OSError, looked up only if already imported.
+_BACKEND_ERRORS = (
+    ("aiohttp", "ClientError"),
+    ("gcsfs.retry", "HttpError"),
+    ("google.auth.exceptions", "GoogleAuthError"),
+    ("google.api_core.exceptions", "GoogleAPIError"),
+    ("requests", "RequestException"),
+)
+_UNREACHABLE = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET)
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
+INTACT = "; the previous checkpoint is intact"
+CREDENTIALS_HINT = (
+    "in Colab run `from google.colab import auth; auth.authenticate_user()`, elsewhere set "
+    "Application Default Credentials (`gcloud auth application-default login`) or pass --option token=..."
+)
 
 
 @dataclass(frozen=True)
@@ -43,39 +87,97 @@ class BlobInfo:
     seconds: float
 
 
-class _DigestWriter:
-    """Forwards writes to a file while hashing and counting them (pickle streams into it)."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-        self.hasher = xxhash.xxh3_128()
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        self.hasher.update(data)
-        n = memoryview(data).nbytes
-        self.size += n
-        self.file.write(data)
-        return n
-
-
-def digest_of(data: bytes) -> str:
+def digest_of(data: bytes | memoryview) -> str:
     return f"{DIGEST}:{xxhash.xxh3_128_hexdigest(data)}"
 
 
-class Store:
-    """One checkpoint location (see the module docstring for the layout)."""
+def _default_workers() -> int:
+    return max(1, int(os.environ.get("COLAB_ELASTIC_WORKERS", "4")))
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
-        self.url = url
+
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
+    for module_name, name in _BACKEND_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(getattr(module, name, None), type):
+            found.append(getattr(module, name))
+    return tuple(found)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it was raised from (aiohttp keeps the socket error aside)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [current.__cause__, current.__context__, getattr(current, "os_error", None)]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class _DigestWriter:
+    """The file a fill writes into: hashes, counts and reports bytes on their way to storage.
+
+    A failure of the storage underneath becomes a StorageError right here, so it cannot be
+    mistaken for a failure of the fill itself (a value that would not pickle).
+    """
+
+    def __init__(self, file: Any, progress: Progress | None, fail: Callable[[BaseException], StorageError]) -> None:
+        self.file = file
+        self.hasher = xxhash.xxh3_128()
+        self.size = 0
+        self.progress = progress
+        self.fail = fail
+
+    def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
+        self.hasher.update(data)
         try:
-            self.fs, self.root = fsspec.url_to_fs(url, **(storage_options or {}))
+            self.file.write(data)
+        except _backend_errors() as exc:
+            raise self.fail(exc) from exc
+        self.size += n
+        if self.progress is not None:
+            self.progress(n)
+        return n
+
+    @property
+    def digest(self) -> str:
+        return f"{DIGEST}:{self.hasher.hexdigest()}"
+
+
+class Store:
+    """One checkpoint location (see the module docstring for the layout and commit protocol).
+
+    `workers` is how many blobs `write_blobs`/`read_blobs` move at once
+    (default `COLAB_ELASTIC_WORKERS`, else 4).
+    """
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None, *, workers: int | None = None) -> None:
+        self.url = url
+        self.storage_options = dict(storage_options or {})
+        self.workers = workers or _default_workers()
+        try:
+            self.fs, root = fsspec.url_to_fs(url, **self.storage_options)
         except ImportError as exc:
-            raise StorageError(f"cannot open {url}: {exc}") from None
+            raise StorageError(_missing_backend(url, exc)) from None
         except (ValueError, TypeError) as exc:
-            raise StorageError(f"cannot open {url}: {exc}") from None
-        self.root = self.root.rstrip("/")
+            raise StorageError(f"cannot open {url}: {_one_line(exc)}") from None
+        except _backend_errors() as exc:
+            raise StorageError(explain(exc, url, "open")) from None
+        self.root = root.rstrip("/")
         self.local = isinstance(self.fs, LocalFileSystem)
+        protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
+        self.read_only = bool(protocols & _READ_ONLY_PROTOCOLS)
+        # gcsfs, s3fs, adlfs: the first path segment is a bucket, and makedirs would create one.
+        self._buckets = hasattr(self.fs, "split_path")
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -83,95 +185,337 @@ class Store:
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
-    # Writing ------------------------------------------------------------------------------
-    def _write(self, path: str, fill: Callable[[BinaryIO], None]) -> None:
-        """Write a whole file so that readers see either nothing or all of it."""
-        parent = path.rsplit("/", 1)[0]
+    # Failures ----------------------------------------------------------------------------
+    @property
+    def _bucket(self) -> str | None:
+        """The bucket named by the URL, on stores that have buckets."""
+        return self.root.split("/", 1)[0] if self._buckets else None
+
+    @contextmanager
+    def _failing(self, doing: str, what: str, *, writing: bool = False, missing: str = "",
+                 keep: tuple[type[OSError], ...] = ()) -> Iterator[None]:
+        """Turn a backend's own I/O errors into one StorageError line (except those in `keep`)."""
         try:
+            yield
+        except StorageError:
+            raise
+        except _backend_errors() as exc:
+            if isinstance(exc, keep):
+                raise
+            raise StorageError(explain(exc, self.url, doing, what, writing=writing, missing=missing)) from exc
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise StorageError(f"{self.url} is read-only (an HTTP server can share a checkpoint, not take one); "
+                               "checkpoint to a folder, Drive or a gs:// bucket instead")
+
+    def _bucket_missing(self) -> str:
+        if self._bucket is not None:
+            return f"bucket {self._bucket!r} does not exist (create it, or check the URL)"
+        return "its folder does not exist"
+
+    def _upload_lost(self) -> str:
+        # A resumable upload answers 404 when the server forgot it (a restart) or the bucket is gone.
+        if self._bucket is not None:
+            return f"the server lost the upload, or bucket {self._bucket!r} does not exist"
+        return "its folder disappeared"
+
+    def check_writable(self) -> None:
+        """Raise a one-line StorageError now if checkpoints cannot be written here.
+
+        Read-only (HTTP), no credentials, a missing bucket, no permission: each is named.
+        Costs one small create-only write and one delete of a probe object under the root.
+        """
+        self._require_writable()
+        credentials = getattr(self.fs, "credentials", None)
+        # gcsfs falls back to anonymous access when it finds no credentials; the user did not ask for it.
+        if getattr(credentials, "method", None) == "anon" and self.storage_options.get("token") != "anon":
+            raise StorageError(f"no Google Cloud credentials for {self.url}: {CREDENTIALS_HINT}")
+        probe = self.path(f".colab-elastic-probe-{uuid.uuid4().hex[:12]}")
+        self._put(probe, b"colab_elastic can write here\n", create=True, what="a probe file",
+                  missing=self._bucket_missing(), writing=False)
+        # Deleting needs the same right as replacing LATEST on object stores.
+        with self._failing("delete", "a probe file", missing=self._bucket_missing()):
+            self.fs.rm_file(probe)
+
+    # Writing ----------------------------------------------------------------------------
+    def _put(self, path: str, data: bytes, *, create: bool, what: str, missing: str = "", writing: bool = True) -> None:
+        """Write a small object whole, in one request; `create` refuses to replace one (FileExistsError)."""
+        self._require_writable()
+        with self._failing("write", what, writing=writing, missing=missing or self._bucket_missing(),
+                           keep=(FileExistsError,) if create else ()):
+            if not self.local:
+                self._make_parent(path)
+                self.fs.pipe_file(path, data, mode="create" if create else "overwrite")
+                return
+            tmp = _temp_name(path)
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                _publish(tmp, path, create)
+            finally:
+                _remove_quietly(tmp)
+
+    def _make_parent(self, path: str) -> None:
+        # Filesystems with real folders (sftp, ...) need them; on bucket stores makedirs would create a bucket.
+        if not self._buckets and not isinstance(self.fs, MemoryFileSystem):
+            self.fs.makedirs(self.fs._parent(path), exist_ok=True)
+
+    def _stream(self, path: str, fill: Fill, what: str, progress: Progress | None) -> tuple[str, int]:
+        """Write what `fill` writes, never visible half-done; returns (digest, size)."""
+        self._require_writable()
+        lost = self._upload_lost()
+        fail = lambda exc: StorageError(explain(exc, self.url, "write", what, writing=True, missing=lost))  # noqa: E731
+        with self._failing("write", what, writing=True, missing=lost):
             if self.local:
-                os.makedirs(parent, exist_ok=True)
-                tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-                try:
-                    with open(tmp, "wb") as f:
-                        fill(f)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, path)
-                finally:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
+                tmp = _temp_name(path)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                file: Any = open(tmp, "wb")
+            elif isinstance(self.fs, MemoryFileSystem):
+                file = io.BytesIO()  # a memory:// file is visible from the moment it is opened
             else:
-                self.fs.makedirs(parent, exist_ok=True)
-                with self.fs.open(path, "wb") as f:
-                    fill(f)
-        except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+                self._make_parent(path)
+                # Not fs.open(): it would also enlist the file in the filesystem's shared transaction.
+                file = self.fs._open(path, mode="wb", autocommit=False)
+        writer = _DigestWriter(file, progress, fail)
+        try:
+            fill(writer)  # type: ignore[arg-type]
+            with self._failing("write", what, writing=True, missing=lost):
+                if self.local:
+                    with file:
+                        file.flush()
+                        os.fsync(file.fileno())
+                    _publish(tmp, path, create=False)
+                elif isinstance(file, io.BytesIO):
+                    self.fs.pipe_file(path, file.getvalue())
+                else:
+                    file.close()  # uploads what is buffered, without finalizing
+                    file.commit()
+        except BaseException:
+            self._abandon(file)
+            raise
+        finally:
+            if self.local:
+                _remove_quietly(tmp)
+        return writer.digest, writer.size
+
+    def _abandon(self, file: Any) -> None:
+        """Make sure a half-written file never becomes visible (its temp file is removed by the caller)."""
+        remote = not (self.local or isinstance(file, io.BytesIO))
+        try:
+            if remote and hasattr(file, "discard"):
+                file.discard()  # cancels the resumable upload on object stores
+            else:
+                file.close()
+        except _backend_errors() as exc:
+            log.info("could not cancel an unfinished write at %s: %s", self.url, _one_line(exc))
+        if isinstance(file, AbstractBufferedFile):
+            # fsspec files close themselves when collected; closing this one would start a new upload.
+            file.closed = True
 
     def has_blob(self, key: str) -> bool:
         try:
             return bool(self.fs.exists(self.path("blobs", key)))
-        except OSError:
+        except _backend_errors() as exc:
+            log.info("cannot tell whether blob %s exists at %s: %s", key, self.url, _one_line(exc))
             return False
 
-    def write_blob(self, key: str, fill: Callable[[Any], None]) -> BlobInfo:
-        """Write blob `key`, streaming what `fill(file)` writes; returns its digest and size."""
-        result: dict[str, Any] = {}
+    def write_blob(self, key: str, fill: Fill, progress: Progress | None = None) -> BlobInfo:
+        """Write blob `key`, streaming what `fill(file)` writes; returns its digest and size.
 
-        def hashed(f: BinaryIO) -> None:
-            writer = _DigestWriter(f)
-            fill(writer)
-            result["digest"] = f"{DIGEST}:{writer.hasher.hexdigest()}"
-            result["size"] = writer.size
-
+        Errors raised by `fill` itself (a value that will not pickle) pass through unchanged;
+        failures of the storage are StorageError.
+        """
         start = time.perf_counter()
-        self._write(self.path("blobs", key), hashed)
-        return BlobInfo(key, result["digest"], result["size"], time.perf_counter() - start)
+        digest, size = self._stream(self.path("blobs", key), fill, f"blob {key}", progress)
+        return BlobInfo(key, digest, size, time.perf_counter() - start)
+
+    def write_blobs(self, blobs: Mapping[str, Fill] | Iterable[tuple[str, Fill]], *,
+                    progress: Progress | None = None) -> tuple[dict[str, BlobInfo], dict[str, Exception]]:
+        """Write several blobs at once, `self.workers` at a time; returns (written, failed fills).
+
+        A fill that raises is reported in `failed` (by key) and the others go on; a failure of
+        the storage cancels what has not started and raises StorageError. `progress` gets byte
+        counts from the worker threads.
+        """
+        jobs = list(blobs.items() if isinstance(blobs, Mapping) else blobs)
+        written: dict[str, BlobInfo] = {}
+        failed: dict[str, Exception] = {}
+
+        def one(key: str, fill: Fill) -> None:
+            try:
+                written[key] = self.write_blob(key, fill, progress)
+            except StorageError:
+                raise
+            except Exception as exc:  # the fill's own failure: the caller decides per blob
+                failed[key] = exc
+
+        self._run_parallel([(one, job) for job in jobs])
+        return written, failed
 
     def commit(self, manifest: dict[str, Any]) -> str:
-        """Write the manifest, then point LATEST at it. Returns the checkpoint id."""
+        """Write the manifest, then point LATEST at it. Returns the checkpoint id.
+
+        Raises StorageError, leaving the previous checkpoint current, if anything fails
+        (including a manifest of that id already existing).
+        """
         checkpoint = manifest["checkpoint"]
         body = json.dumps(manifest, indent=1, sort_keys=True).encode()
         name = f"manifests/{checkpoint}.json"
-        self._write(self.path(name), lambda f: f.write(body))
+        try:
+            self._put(self.path(name), body, create=True, what=f"manifest {name}")
+        except FileExistsError:
+            raise StorageError(f"cannot write manifest {name} at {self.url}: it already exists{INTACT}") from None
         pointer = json.dumps({"manifest": name, "digest": digest_of(body), "checkpoint": checkpoint}).encode()
-        self._write(self.path(LATEST), lambda f: f.write(pointer))
+        self._put(self.path(LATEST), pointer, create=False, what="the LATEST pointer")
         log.info("committed checkpoint %s at %s", checkpoint, self.url)
         return checkpoint
 
-    # Reading ------------------------------------------------------------------------------
-    def _cat(self, path: str) -> bytes:
-        try:
+    # Reading ----------------------------------------------------------------------------
+    def _cat(self, path: str, what: str) -> bytes:
+        """The whole object in one request: no Range header, so no server can answer with the wrong part."""
+        with self._failing("read", what, keep=(FileNotFoundError,)):
             return self.fs.cat_file(path)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc}") from exc
 
-    def read_blob(self, key: str, digest: str, size: int) -> bytes:
+    def read_blob(self, key: str, digest: str, size: int, progress: Progress | None = None) -> bytes:
         """The blob's bytes, checked against the digest and size the manifest recorded."""
-        path = self.path("blobs", key)
         try:
-            data = self._cat(path)
+            data = self._cat(self.path("blobs", key), f"blob {key}")
         except FileNotFoundError:
-            raise CorruptCheckpointError(f"blob {key} is missing") from None
+            raise CorruptCheckpointError(f"blob {key} is missing at {self.url}") from None
         if len(data) != size:
-            raise CorruptCheckpointError(f"blob {key} is truncated ({len(data)} of {size} bytes)")
+            raise CorruptCheckpointError(f"blob {key} at {self.url} has {len(data)} bytes, not the {size} recorded")
         if digest_of(data) != digest:
-            raise CorruptCheckpointError(f"blob {key} does not match its digest")
+            raise CorruptCheckpointError(f"blob {key} at {self.url} does not match its digest")
+        if progress is not None:
+            progress(size)
         return data
 
+    def read_blobs(self, blobs: Iterable[tuple[str, str, int]], *,
+                   progress: Progress | None = None) -> tuple[dict[str, bytes], dict[str, StorageError]]:
+        """Read and check several (key, digest, size) blobs at once; returns (data, failures) by key.
+
+        Each failure (missing, corrupt, unreachable) is reported for its own blob, so a caller
+        can recompute just those values.
+        """
+        data: dict[str, bytes] = {}
+        failed: dict[str, StorageError] = {}
+
+        def one(key: str, digest: str, size: int) -> None:
+            try:
+                data[key] = self.read_blob(key, digest, size, progress)
+            except StorageError as exc:
+                failed[key] = exc
+
+        self._run_parallel([(one, blob) for blob in blobs])
+        return data, failed
+
+    def _run_parallel(self, calls: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+        if self.workers == 1 or len(calls) <= 1:
+            for function, args in calls:
+                function(*args)
+            return
+        with ThreadPoolExecutor(min(self.workers, len(calls)), thread_name_prefix="colab-elastic-io") as pool:
+            futures: list[Future[None]] = [pool.submit(function, *args) for function, args in calls]
+            for future in futures:
+                if future.exception() is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)  # no point writing on after the storage failed
+                    future.result()
+
     def latest(self) -> dict[str, Any]:
-        """The manifest of the newest complete checkpoint."""
+        """The manifest of the newest complete checkpoint (found by name: LATEST, then its manifest)."""
         try:
-            pointer = json.loads(self._cat(self.path(LATEST)))
+            pointer = json.loads(self._cat(self.path(LATEST), "the LATEST pointer"))
+            name = pointer["manifest"]
+            expected = pointer["digest"]
         except FileNotFoundError:
             raise CheckpointNotFoundError(f"no checkpoint at {self.url}") from None
-        except ValueError as exc:
-            raise CorruptCheckpointError(f"the checkpoint pointer at {self.url} is unreadable: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptCheckpointError(
+                f"the checkpoint pointer at {self.url} is unreadable: {_one_line(exc)}") from None
+        if not isinstance(name, str) or not name.startswith("manifests/") or ".." in name:
+            raise CorruptCheckpointError(f"the checkpoint pointer at {self.url} names no manifest")
         try:
-            body = self._cat(self.path(pointer["manifest"]))
+            body = self._cat(self.path(name), f"manifest {name}")
         except FileNotFoundError:
-            raise CorruptCheckpointError(f"manifest {pointer['manifest']} at {self.url} is missing") from None
-        if digest_of(body) != pointer.get("digest"):
-            raise CorruptCheckpointError(f"manifest {pointer['manifest']} at {self.url} does not match its digest")
-        return json.loads(body)
+            raise CorruptCheckpointError(f"manifest {name} at {self.url} is missing") from None
+        if digest_of(body) != expected:
+            raise CorruptCheckpointError(f"manifest {name} at {self.url} does not match its digest")
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise CorruptCheckpointError(f"manifest {name} at {self.url} is unreadable: {_one_line(exc)}") from None
+
+
+def explain(exc: BaseException, url: str, doing: str, what: str = "", *, writing: bool = False,
+            missing: str = "") -> str:
+    """One line for the user: what went wrong with `url`, and, for writes, that nothing was lost."""
+    where = f"{what} at {url}" if what else url
+    intact = INTACT if writing else ""
+    causes = list(_causes(exc))
+    codes = {getattr(c, "errno", None) for c in causes}
+    status = {getattr(c, "code", None) for c in causes} | {getattr(c, "status", None) for c in causes}
+    aiohttp = sys.modules.get("aiohttp")
+    auth = sys.modules.get("google.auth.exceptions")
+    disconnected = (ConnectionError,) + ((aiohttp.ClientConnectionError,) if aiohttp is not None else ())
+    if codes & {errno.ENOSPC, errno.EDQUOT}:
+        return f"the disk is full: cannot write {where}{INTACT}"
+    if codes & set(_UNREACHABLE) or any(isinstance(c, disconnected) for c in causes):
+        reason = next((os.strerror(code).lower() for code in _UNREACHABLE if code in codes), _one_line(exc))
+        return f"could not reach the server for {url} ({reason}){intact}"
+    if any(isinstance(c, (TimeoutError, asyncio.TimeoutError)) for c in causes):
+        return f"the server for {url} did not answer in time{intact}"
+    if 401 in status or (auth is not None and any(isinstance(c, auth.GoogleAuthError) for c in causes)):
+        return f"no valid credentials for {url}: {CREDENTIALS_HINT}"
+    if (codes & {errno.EACCES, errno.EPERM} or 403 in status
+            or any(isinstance(c, PermissionError) or str(c).startswith("Forbidden") for c in causes)):
+        return f"permission denied: cannot {doing} {where}{intact}"
+    if isinstance(exc, FileNotFoundError) and missing:
+        return f"cannot {doing} {where}: {missing}{intact}"
+    return f"cannot {doing} {where}: {_one_line(exc)}{intact}"
+
+
+def _temp_name(path: str) -> str:
+    # In the target folder, so the final rename never crosses filesystems.
+    return f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+
+
+def _publish(tmp: str, path: str, create: bool) -> None:
+    """Move a synced temp file to `path` in one step; `create` refuses to replace a file."""
+    if not create:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic, and fails if `path` exists
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        # Some FUSE mounts (Google Drive) have no hard links; names we create are unique anyway.
+        if os.path.exists(path):
+            raise FileExistsError(errno.EEXIST, "file exists", path) from None
+        os.replace(tmp, path)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        log.info("could not remove temporary file %s: %s", path, exc)
+
+
+def _missing_backend(url: str, exc: ImportError) -> str:
+    """'cannot open gs://...: the gcsfs package is missing; install it: pip install gcsfs'."""
+    protocol = fsspec.core.split_protocol(url)[0] or "file"
+    known = known_implementations.get(protocol, {})
+    cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+    package = cause.name or known.get("class", "").split(".")[0]
+    if not package or package == "fsspec":
+        return f"cannot open {url}: {_one_line(exc)}"
+    return f"cannot open {url}: the {package} package is missing; install it: pip install {package}"
