@@ -105,6 +105,7 @@ class _Walk:
         self.ndarray = np.ndarray if np is not None else None
         self.np_generic = np.generic if np is not None else None
         self.np_dtype = np.dtype if np is not None else None
+        self.np_void_object = (np.object_,) if np is not None else ()
         pd = sys.modules.get("pandas")
         self.pandas_types: tuple[type, ...] = ()
         if pd is not None:
@@ -137,6 +138,8 @@ class _Walk:
                 self.tag(repr(obj))
                 self.size += 8
             return []
+        if self.value_leaf(obj, t):
+            return []
         key = id(obj)
         if key in self.seen:
             self.tag(f"@{self.seen[key]}")  # a back-reference: aliasing inside the value
@@ -153,31 +156,8 @@ class _Walk:
         if (real or not isinstance(obj, _BUILTIN_CONTAINERS)) and not isinstance(obj, _IMMUTABLE_CONTAINERS):
             self.objects.add(key)
 
-        if isinstance(obj, _REPR_HASHED):
-            self.tag(repr(obj))
-            self.size += 16
-            return []
-        if isinstance(obj, (type, types.ModuleType)) or isinstance(obj, _LEAF_CALLABLES):
-            # By reference: the name identifies it; redefining it rebinds the variable.
-            self.tag(getattr(obj, "__qualname__", getattr(obj, "__name__", "")))
-            self.objects.discard(key)
-            return []
-        if isinstance(obj, enum.Enum):
-            # A constant singleton, pickled by name: sharing one is not aliasing.
-            self.tag(obj.name)
-            self.objects.discard(key)
-            return []
         if self.ndarray is not None and isinstance(obj, self.ndarray):
             return self.visit_ndarray(obj)
-        if self.np_dtype is not None and isinstance(obj, self.np_dtype):
-            self.tag(obj.str)
-            self.objects.discard(key)
-            return []
-        if self.np_generic is not None and isinstance(obj, self.np_generic):
-            self.tag(str(obj.dtype))
-            self.hasher.update(obj.tobytes())
-            self.objects.discard(key)
-            return []
         reason = unpicklable_reason(obj)
         if reason is not None:
             self.unpicklable = self.unpicklable or reason
@@ -207,6 +187,31 @@ class _Walk:
             # estimators trim their __dict__; both say what they are through __reduce__.
             return self.visit_reduced(obj)
         return self.visit_object(obj)
+
+    def value_leaf(self, obj: Any, t: type) -> bool:
+        """Hash values whose identity means nothing (dtypes, scalars, classes, modules, enum
+        members): two equal ones are interchangeable, and a pickle round trip may turn one
+        shared instance into several, so they must not count as back-references."""
+        if isinstance(obj, _REPR_HASHED):
+            self.tag(_type_name(t))
+            self.tag(repr(obj))
+            self.size += 16
+        elif isinstance(obj, (type, types.ModuleType)) or isinstance(obj, _LEAF_CALLABLES):
+            # By reference: the name identifies it; redefining it rebinds the variable.
+            self.tag(_type_name(t))
+            self.tag(getattr(obj, "__qualname__", getattr(obj, "__name__", "")))
+        elif isinstance(obj, enum.Enum):
+            self.tag(_type_name(t))
+            self.tag(obj.name)
+        elif self.np_dtype is not None and isinstance(obj, self.np_dtype):
+            self.tag("dtype")
+            self.tag(obj.str if not obj.fields else repr(obj.descr))
+        elif self.np_generic is not None and isinstance(obj, self.np_generic) and not isinstance(obj, self.np_void_object):
+            self.tag(str(obj.dtype))
+            self.hasher.update(obj.tobytes())
+        else:
+            return False
+        return True
 
     def visit_ndarray(self, arr: Any) -> list[tuple[Any, bool]]:
         self.tag(f"{arr.dtype.str}{arr.shape}")
@@ -306,6 +311,10 @@ class _Walk:
         return children
 
     def visit_object(self, obj: Any) -> list[tuple[Any, bool]]:
+        state = _instance_state(obj)
+        if state is not None:
+            self.size += sys.getsizeof(obj, 64)
+            return [(r, True) for r in state]
         referents = [r for r in gc.get_referents(obj) if not isinstance(r, type)]
         if not referents:
             try:
@@ -324,6 +333,39 @@ class _Walk:
             return []
         self.size += sys.getsizeof(obj, 64)
         return [(r, True) for r in referents]
+
+
+def _instance_state(obj: Any) -> list[Any] | None:
+    """What a plain Python object holds: its items (for subclasses of builtin containers), its
+    `__dict__` and its slots. None for objects without them (C objects).
+
+    Not `gc.get_referents`: since Python 3.11 an instance's `__dict__` exists only once
+    something asked for it, so the referents of equal objects can differ.
+    """
+    parts: list[Any] = []
+    if isinstance(obj, dict):
+        parts.extend(x for pair in obj.items() for x in pair)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        parts.extend(obj)
+    found = bool(parts) or isinstance(obj, (dict, list, tuple, set, frozenset))
+    try:
+        attrs = object.__getattribute__(obj, "__dict__")
+    except (AttributeError, TypeError):
+        attrs = None
+    if isinstance(attrs, dict):
+        parts.append(attrs)
+        found = True
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            found = True
+            try:
+                parts.append(object.__getattribute__(obj, name))
+            except AttributeError:
+                parts.append(None)  # an unset slot
+    return parts if found else None
 
 
 _PLAIN_REDUCE = {getattr(object, name) for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(object, name)}

@@ -128,7 +128,7 @@ def restore_rows(report: "RestoreReport") -> list[tuple[str, str]]:
     for name, why in report.missing.items():
         rows.append(("NOT restored", f"{name}: {why}"))
     if report.differs:
-        rows.append(("recomputed but differs from the original", _names(report.differs, 20)))
+        rows.append(("differs from the original (fingerprint)", _names(report.differs, 20)))
     return rows
 
 

@@ -1,0 +1,70 @@
+"""The Colab demo notebooks run here too, headless, so they never rot.
+
+Colab-only cells are skipped; the runtime is disconnected (SIGKILL) where the notebook says
+so, and the rest runs in a new kernel. Drive is a local folder, gs:// the loopback GCS
+server, https:// a loopback HTTP server.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.kernels import Kernel
+
+pytestmark = pytest.mark.kernel
+
+DEMOS = Path(__file__).parent.parent / "demos"
+
+
+def _parts(name: str, parameters: list[str]) -> tuple[list[str], list[str]]:
+    nb = nbformat.read(DEMOS / name, as_version=4)
+    before: list[str] = []
+    after: list[str] = []
+    current = before
+    params = iter(parameters)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "disconnect-here" in tags:
+            current = after
+        if cell.cell_type != "code" or "colab-only" in tags:
+            continue
+        current.append(next(params) if "parameters" in tags else cell.source)
+    return before, after
+
+
+def _run_across_a_disconnect(tmp_path: Path, name: str, parameters: list[str], env: dict[str, str]) -> tuple[str, str]:
+    before, after = _parts(name, parameters)
+    first = Kernel(cwd=str(tmp_path), env=env)
+    try:
+        outputs = [first.run(code) for code in before]
+    finally:
+        first.kill()
+    for code, out in zip(before, outputs):
+        assert out.error is None, f"{name}: cell failed:\n{code}\n{out.error}"
+    second = Kernel(cwd=str(tmp_path), env=env)
+    try:
+        resumed = [second.run(code) for code in after]
+    finally:
+        second.close()
+    for code, out in zip(after, resumed):
+        assert out.error is None, f"{name}: cell failed after the disconnect:\n{code}\n{out.error}"
+    trained = next(o.stdout for o in outputs if "trained in" in o.stdout)
+    return trained, "\n".join(o.text for o in resumed)
+
+
+def _r2(text: str) -> str:
+    return re.search(r"R\^2 = ([0-9.]+)", text).group(1)
+
+
+def test_quickstart_restores_from_drive_after_a_disconnect(tmp_path):
+    drive = tmp_path / "drive" / "MyDrive"
+    drive.mkdir(parents=True)
+    env = {"COLAB_ELASTIC_DRIVE_ROOT": str(drive), "COLAB_ELASTIC_SESSION": "quickstart"}
+    trained, resumed = _run_across_a_disconnect(tmp_path, "01_quickstart_drive.ipynb", [], env)
+    assert (drive / "colab_elastic" / "quickstart" / "LATEST").exists()
+    assert "all variables restored and verified" in resumed
+    assert _r2(trained) == _r2(resumed)
