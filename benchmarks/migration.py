@@ -1,0 +1,191 @@
+"""Benchmark 3: migration and restore in real kernels, against three baselines.
+
+For each workload (see workloads.py), with every kernel a real ipykernel process:
+
+- colab_elastic: run the cells after `%load_ext colab_elastic`, time `%elastic checkpoint DIR`,
+  SIGKILL the kernel, start a new one, time `%load_ext` + `%elastic restore DIR`.
+- rerun all: a new kernel without the extension runs every cell from the top (no checkpoint).
+- dill session: `dill.dump_session(file)` in that kernel, `dill.load_session(file)` in a new one.
+- pickle everything: every user variable pickled with protocol 5 to its own file (what a plan
+  that never recomputes would store), loaded back in a new kernel.
+
+Every restored kernel evaluates the workload's `verify` expression; it must equal the original's.
+Files are fsync'd by every method (colab_elastic's store does it too). Kernel start-up time is
+not counted anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from colab_elastic.kernel import Kernel
+
+from .common import REPO, SINGLE_THREAD, Scale, fmt_bytes, folder_bytes, table
+from .workloads import Workload, all_workloads
+
+_HELPERS = "__import__('benchmarks.kernel_side', fromlist=['x'])"
+
+
+@dataclass
+class MethodResult:
+    """One method on one workload."""
+
+    method: str
+    checkpoint_s: float | None
+    bytes: int | None
+    restore_s: float | None
+    same: bool | None
+    note: str = ""
+
+
+@dataclass
+class WorkloadResult:
+    workload: str
+    description: str
+    notebook_s: float  # all cells, no extension
+    notebook_ext_s: float  # all cells, extension loaded (auto-checkpoint off)
+    methods: list[MethodResult] = field(default_factory=list)
+    plan: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _env() -> dict[str, str]:
+    # One BLAS thread: on 2 shared cores, multi-threaded BLAS made the same cell vary 1-9 s.
+    return {"COLAB_ELASTIC_AUTO": "off", "COLAB_ELASTIC_PROGRESS": "text", **SINGLE_THREAD,
+            "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _timed(kernel: Kernel, code: str, timeout: float = 1800) -> tuple[float, Any]:
+    started = time.perf_counter()
+    out = kernel.run(code, timeout=timeout)
+    elapsed = time.perf_counter() - started
+    out.raise_for_error()
+    return elapsed, out
+
+
+def _json(kernel: Kernel, call: str) -> Any:
+    out = kernel.run(f"{_HELPERS}.{call}", timeout=1800)
+    out.raise_for_error()
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _run_cells(kernel: Kernel, workload: Workload) -> float:
+    return sum(_timed(kernel, cell)[0] for cell in workload.cells)
+
+
+def _verify(kernel: Kernel, workload: Workload) -> Any:
+    return _json(kernel, f"verify({workload.verify!r})")
+
+
+def _plan_summary(kernel: Kernel) -> dict[str, list[str]]:
+    code = ("print(__import__('json').dumps({a: sorted(n for g in __import__('colab_elastic.extension', "
+            "fromlist=['x']).current().session.last_checkpoint.plan.by_action(a) for n in g.names) "
+            "for a in ('store', 'recompute', 'lost')}))")
+    out = kernel.run(code)
+    out.raise_for_error()
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _new_kernel(cwd: str) -> Kernel:
+    return Kernel(cwd=cwd, env=_env(), log=os.path.join(cwd, "kernels.log"))
+
+
+def _elastic(workload: Workload, tmp: str, result: WorkloadResult) -> Any:
+    """Record, checkpoint, kill, restore. Returns the original verify value."""
+    url = os.path.join(tmp, "elastic")
+    kernel = _new_kernel(tmp)
+    try:
+        _timed(kernel, "%load_ext colab_elastic")
+        result.notebook_ext_s = _run_cells(kernel, workload)
+        checkpoint_s, _ = _timed(kernel, f"%elastic checkpoint {url}")
+        result.plan = _plan_summary(kernel)
+        original = _verify(kernel, workload)
+        kernel.kill()
+    except BaseException:
+        kernel.close()
+        raise
+    with _new_kernel(tmp) as second:
+        load_s, _ = _timed(second, "%load_ext colab_elastic")
+        restore_s, out = _timed(second, f"%elastic restore {url}")
+        same = _verify(second, workload) == original
+    note = f"store {','.join(result.plan.get('store', [])) or '-'}; rerun for {','.join(result.plan.get('recompute', [])) or '-'}"
+    result.methods.append(MethodResult("colab_elastic", checkpoint_s, folder_bytes(url), load_s + restore_s, same, note))
+    return original
+
+
+def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResult) -> None:
+    """Rerun all cells; dill.dump_session; pickle every variable. Then restore each."""
+    dill_path, pickles = os.path.join(tmp, "session.dill"), os.path.join(tmp, "pickles")
+    kernel = _new_kernel(tmp)
+    try:
+        result.notebook_s = _run_cells(kernel, workload)
+        rerun_same = _verify(kernel, workload) == original
+        dumped = _json(kernel, f"dill_dump({dill_path!r})")
+        pickled = _json(kernel, f"pickle_all({pickles!r})")
+        kernel.kill()
+    except BaseException:
+        kernel.close()
+        raise
+    result.methods.append(MethodResult("rerun all cells", None, None, result.notebook_s, rerun_same))
+    if dumped["error"]:
+        result.methods.append(MethodResult("dill.dump_session", dumped["seconds"], None, None, None,
+                                           f"dump failed: {dumped['error']}"))
+    else:
+        with _new_kernel(tmp) as second:
+            loaded = _json(second, f"dill_load({dill_path!r})")
+            same = None if loaded["error"] else _verify(second, workload) == original
+        result.methods.append(MethodResult("dill.dump_session", dumped["seconds"], os.path.getsize(dill_path),
+                                           loaded["seconds"], same, loaded["error"] or ""))
+    with _new_kernel(tmp) as second:
+        loaded = _json(second, f"unpickle_all({pickles!r})")
+        same = _verify(second, workload) == original
+    failed = sorted({**pickled["failed"], **loaded["failed"]})
+    result.methods.append(MethodResult("pickle everything (p5)", pickled["seconds"], folder_bytes(pickles),
+                                       loaded["seconds"], same, f"not stored/loaded: {', '.join(failed)}" if failed else ""))
+
+
+def measure_workload(workload: Workload) -> WorkloadResult:
+    result = WorkloadResult(workload.name, workload.description, 0.0, 0.0)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{workload.name}-") as tmp:
+        original = _elastic(workload, tmp, result)
+        _baselines(workload, tmp, original, result)
+    return result
+
+
+def measure(scale: Scale, echo: Any = None) -> list[dict[str, Any]]:
+    results = []
+    for workload in all_workloads(scale.workload_scale):
+        started = time.perf_counter()
+        results.append(asdict(measure_workload(workload)))
+        if echo:
+            echo(f"   {workload.name}: {time.perf_counter() - started:.0f} s")
+    return results
+
+
+def report(scale: Scale, results: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in results:
+        for m in r["methods"]:
+            rows.append([r["workload"], m["method"],
+                         "-" if m["checkpoint_s"] is None else m["checkpoint_s"],
+                         "-" if m["bytes"] is None else fmt_bytes(m["bytes"]),
+                         "-" if m["restore_s"] is None else m["restore_s"],
+                         {True: "yes", False: "NO", None: "n/a"}[m["same"]], m["note"]])
+    title = (f"3. Migration and restore in real kernels ({scale.name}; checkpoint to a local folder; restore = "
+             f"new kernel after SIGKILL, kernel start-up not counted)")
+    text = table(title, ["workload", "method", "checkpoint s", "bytes", "restore s", "same", "notes"], rows)
+    lines = [f"   {r['workload']}: {r['description']}; notebook runs in {r['notebook_s']:.2f} s "
+             f"({r['notebook_ext_s']:.2f} s with the extension recording, "
+             f"{100 * (r['notebook_ext_s'] / r['notebook_s'] - 1):+.1f}%)" for r in results]
+    return text + "\n" + "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from .common import QUICK
+
+    print(report(QUICK, measure(QUICK, echo=lambda s: print(s, file=sys.stderr))))
