@@ -73,25 +73,33 @@ class AutoPolicy:
 
 
 class _MemorySink:
-    """Serializes a blob into memory now; the upload happens later, in the background."""
+    """Serializes blobs into memory now; the upload happens later, in the background."""
 
     def __init__(self) -> None:
-        self.pending: dict[str, tuple[BlobInfo, Any]] = {}
+        self.pending: dict[str, tuple[BlobInfo, Any]] = {}  # content key -> (blob, bytes)
 
-    def put(self, key: str, fill: Callable[[Any], None]) -> BlobInfo:
-        buffer = io.BytesIO()
-        hasher = xxhash.xxh3_128()
+    def put_many(self, items: list[tuple[str, str, Callable[[Any], None], int]]) -> tuple[dict[str, BlobInfo], dict[str, Exception]]:
+        done: dict[str, BlobInfo] = {}
+        failed: dict[str, Exception] = {}
+        for content, name, fill, _ in items:
+            buffer = io.BytesIO()
+            hasher = xxhash.xxh3_128()
 
-        class _Writer:
-            def write(self, data: Any) -> int:
-                hasher.update(data)
-                return buffer.write(data)
+            class _Writer:
+                def write(self, data: Any) -> int:
+                    hasher.update(data)
+                    return buffer.write(data)
 
-        fill(_Writer())
-        data = buffer.getbuffer()  # a view, not a second copy
-        info = BlobInfo(key, f"{DIGEST}:{hasher.hexdigest()}", data.nbytes, 0.0)
-        self.pending[key] = (info, data)
-        return info
+            try:
+                fill(_Writer())
+            except Exception as exc:  # noqa: BLE001 - the caller decides what a failed fill means
+                failed[content] = exc
+                continue
+            data = buffer.getbuffer()  # a view, not a second copy
+            info = BlobInfo(name, f"{DIGEST}:{hasher.hexdigest()}", data.nbytes, 0.0)
+            self.pending[content] = (info, data)
+            done[content] = info
+        return done, failed
 
 
 @dataclass
@@ -167,15 +175,16 @@ class AutoCheckpointer:
             known = dict(session.known_blobs(store))
             known.update({key: info for key, (info, _) in self._pending.items()})
         sink = _MemorySink()
+        session.ensure_writable(store)
         prepared = prepare_checkpoint(
             session.recorder, session.graph, session.bandwidth(url), url=url, session=session.settings.session,
-            unpicklable=session.unpicklable, known_blobs=known, sink=sink, fresh=False,
+            unpicklable=session.unpicklable, known_blobs=known, sink=sink, writer=session.writer, fresh=False,
         )
         assert prepared.manifest is not None
         confirmed = session.known_blobs(store)
         with self._lock:
             self._pending.update(sink.pending)
-            payload = {b.key: self._pending[b.key] for b in prepared.blobs if b.key not in confirmed and b.key in self._pending}
+            payload = {c: self._pending[c] for c in prepared.blobs if c not in confirmed and c in self._pending}
             self._sequence += 1
             job = _Job(self._sequence, store, prepared.manifest, payload, prepared.result,
                        prepared.manifest["covers_cell"], time.perf_counter() - started)
@@ -264,16 +273,16 @@ class AutoCheckpointer:
         confirmed = self.session.known_blobs(store)
         written: list[BlobInfo] = []
         try:
-            for key, (info, data) in job.payload.items():
-                if key in confirmed:
+            for content, (info, data) in job.payload.items():
+                if content in confirmed:
                     continue
-                done = store.write_blob(key, lambda f, data=data: f.write(data))
+                done = store.write_blob(info.key, lambda f, data=data: f.write(data))
                 if done.digest != info.digest:
-                    raise ElasticError(f"blob {key} changed while uploading")
+                    raise ElasticError(f"blob {info.key} changed while uploading")
                 written.append(done)
                 with self._lock:
-                    confirmed[key] = done
-                    self._pending.pop(key, None)
+                    confirmed[content] = done
+                    self._pending.pop(content, None)
             with self._lock:
                 if job.sequence < self._committed_sequence.get(store.url, 0):
                     log.info("auto-checkpoint %s superseded before commit", job.manifest["checkpoint"])

@@ -35,6 +35,8 @@ from .store import BlobInfo, Store
 log = logging.getLogger("colab_elastic.checkpoint")
 
 FORMAT = 1
+# What a fill raises when a value does not serialize (as opposed to the storage failing).
+_SERIALIZATION_ERRORS = (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError)
 _REPORTED_PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "ipython", "ipykernel", "cloudpickle")
 
 
@@ -107,31 +109,48 @@ def _groups(recorder: Recorder, unpicklable: dict[str, str], fresh: bool = True)
     return groups
 
 
-class BlobSink(Protocol):
-    """Where serialized groups go: straight to the store, or to memory for a background upload."""
+Fill = Callable[[Any], None]
 
-    def put(self, key: str, fill: Callable[[Any], None]) -> BlobInfo: ...
+
+class BlobSink(Protocol):
+    """Where serialized groups go: straight to the store, or to memory for a background upload.
+
+    `put_many` takes (content key, blob name, fill, estimated size) and returns the blobs
+    written by content key, and the fills that raised (values that would not serialize).
+    """
+
+    def put_many(self, items: list[tuple[str, str, Fill, int]]) -> tuple[dict[str, BlobInfo], dict[str, Exception]]: ...
 
 
 class StoreSink:
-    """Streams each blob straight to the store (no copy of the data in memory)."""
+    """Streams blobs straight to the store, several at a time (no copy of the data in memory),
+    with one byte-level progress bar over the whole transfer."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, progress: Callable[[int, str, str], Any] | None = None) -> None:
         self.store = store
+        self.progress = progress
 
-    def put(self, key: str, fill: Callable[[Any], None]) -> BlobInfo:
-        return self.store.write_blob(key, fill)
+    def put_many(self, items: list[tuple[str, str, Fill, int]]) -> tuple[dict[str, BlobInfo], dict[str, Exception]]:
+        names = {name: content for content, name, _, _ in items}
+        bar = self.progress(sum(size for *_, size in items), "checkpoint", "B") if self.progress and items else None
+        try:
+            written, failed = self.store.write_blobs([(name, fill) for _, name, fill, _ in items],
+                                                     progress=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        return ({names[n]: info for n, info in written.items()}, {names[n]: exc for n, exc in failed.items()})
 
 
 @dataclass
 class PreparedCheckpoint:
     """A checkpoint whose plan is made and whose new blobs are handed to a sink; committing
-    the manifest is what remains. `blobs` are every blob the manifest references."""
+    the manifest is what remains. `blobs` are the content-keyed blobs the manifest references."""
 
     result: CheckpointResult
     manifest: dict[str, Any] | None
     written: list[BlobInfo]
-    blobs: list[BlobInfo]
+    blobs: dict[str, BlobInfo]
 
 
 def prepare_checkpoint(
@@ -144,12 +163,14 @@ def prepare_checkpoint(
     unpicklable: dict[str, str],
     known_blobs: dict[str, BlobInfo],
     sink: BlobSink | None,
+    writer: str = "w",
     fresh: bool = True,
 ) -> PreparedCheckpoint:
     """Fingerprint, group, plan, and serialize every stored group not already known.
 
-    `known_blobs` are blobs already at the destination (or on their way there); groups whose
-    key is among them are not serialized again. `sink=None` is a dry run. `fresh=False`
+    `known_blobs` are blobs already at the destination (or on their way there), by content
+    key; groups whose key is among them are not serialized again. `writer` goes into the
+    names of new blobs. `sink=None` is a dry run. `fresh=False`
     trusts fingerprints cached by the recorder (right after a cell, they are current).
     `unpicklable` (name -> reason) is updated with what failed to serialize.
     """
@@ -168,7 +189,8 @@ def prepare_checkpoint(
         current = plan(graph, [g.info for g in groups], bandwidth)
         if sink is None:
             break
-        failed = False
+        batch: list[tuple[str, str, Fill, int]] = []
+        by_content: dict[str, int] = {}
         for index, decision in enumerate(current.groups):
             if decision.action != "store" or index in blobs:
                 continue
@@ -177,26 +199,32 @@ def prepare_checkpoint(
                 blobs[index] = known_blobs[group.key]
                 continue
             values = {n: recorder.namespace[n] for n in group.info.names}
-            key = group.key or f"u-{uuid.uuid4().hex}"
-            try:
-                info = sink.put(key, lambda f: dump_group(values, f, recorder.namespace))
-            except (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError) as exc:
-                # It looked storable but is not: recompute it, and remember for next time.
-                reason = f"cannot be serialized ({type(exc).__name__}: {exc})".splitlines()[0]
-                for n in group.info.names:
-                    unpicklable[n] = reason
-                warnings.warn(f"{', '.join(sorted(group.info.names))} {reason}; it will be recomputed",
-                              UnpicklableWarning, stacklevel=4)
-                group.info = GroupInfo(group.info.names, group.info.size, False, reason)
-                failed = True
-                break
-            blobs[index] = info
+            content = group.key or f"u-{uuid.uuid4().hex}"
+            # The blob's name carries the writer: two kernels never overwrite each other's
+            # blob with different bytes of the same content.
+            name = f"{content}.{writer}" if group.key else content
+            batch.append((content, name, lambda f, values=values: dump_group(values, f, recorder.namespace), group.info.size))
+            by_content[content] = index
+        done, failures = sink.put_many(batch)
+        for content, info in done.items():
+            blobs[by_content[content]] = info
             written.append(info)
-        if not failed:
+        for content, exc in failures.items():
+            if not isinstance(exc, _SERIALIZATION_ERRORS):
+                raise exc
+            # It looked storable but is not: recompute it, and remember for next time.
+            group = groups[by_content[content]]
+            reason = f"cannot be serialized ({type(exc).__name__}: {exc})".splitlines()[0]
+            for n in group.info.names:
+                unpicklable[n] = reason
+            warnings.warn(f"{', '.join(sorted(group.info.names))} {reason}; it will be recomputed",
+                          UnpicklableWarning, stacklevel=4)
+            group.info = GroupInfo(group.info.names, group.info.size, False, reason)
+        if not failures:
             break
 
     entries = []
-    referenced = []
+    referenced: dict[str, BlobInfo] = {}
     for index, decision in enumerate(current.groups):
         group = groups[index]
         entry: dict[str, Any] = {
@@ -205,8 +233,9 @@ def prepare_checkpoint(
         }
         if decision.action == "store" and sink is not None:
             info = blobs[index]
-            referenced.append(info)
-            entry["blob"] = {"key": info.key, "digest": info.digest, "size": info.size}
+            if group.key is not None:
+                referenced[group.key] = info
+            entry["blob"] = {"key": info.key, "digest": info.digest, "size": info.size, "content": group.key}
         entries.append(entry)
 
     checkpoint_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8]
@@ -246,20 +275,22 @@ def take_checkpoint(
     session: str,
     unpicklable: dict[str, str],
     known_blobs: dict[str, BlobInfo],
+    writer: str = "w",
+    progress: Callable[[int, str, str], Any] | None = None,
     dry_run: bool = False,
-) -> tuple[CheckpointResult, list[BlobInfo]]:
+) -> tuple[CheckpointResult, dict[str, BlobInfo]]:
     """Plan, and unless `dry_run`, write and commit one checkpoint now, streaming blobs to the
-    store. Returns it and the blobs written."""
+    store. Returns it and the blobs it references, by content key."""
     started = time.perf_counter()
     prepared = prepare_checkpoint(
         recorder, graph, bandwidth, url=store.url, session=session, unpicklable=unpicklable,
-        known_blobs=known_blobs, sink=None if dry_run else StoreSink(store),
+        known_blobs=known_blobs, sink=None if dry_run else StoreSink(store, progress), writer=writer,
     )
     if prepared.manifest is None:
-        return prepared.result, []
+        return prepared.result, {}
     store.commit(prepared.manifest)
     elapsed = time.perf_counter() - started
     result = prepared.result
     log.info("checkpoint %s: %d blobs written (%d bytes), %d reused in %.3f s", result.checkpoint,
              result.blobs_written, result.bytes_written, result.blobs_reused, elapsed)
-    return replace(result, seconds=elapsed), prepared.written
+    return replace(result, seconds=elapsed), prepared.blobs

@@ -36,8 +36,8 @@ def _in_kernel() -> bool:
     return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 
-def progress_bar(total: int, desc: str) -> Any:
-    """A bar over `total` steps (never created inside captured output)."""
+def progress_bar(total: int, desc: str, unit: str = "step") -> Any:
+    """A bar over `total` steps, or bytes with `unit="B"` (never created inside captured output)."""
     mode = os.environ.get("COLAB_ELASTIC_PROGRESS", "auto")
     if mode == "off" or total == 0:
         return _NoProgress()
@@ -45,5 +45,6 @@ def progress_bar(total: int, desc: str) -> Any:
     if mode == "widget" or (mode == "auto" and widgets and _in_kernel()):
         from tqdm.notebook import tqdm as tqdm_notebook
 
-        return tqdm_notebook(total=total, desc=desc, unit="step", leave=True)
-    return tqdm_std.tqdm(total=total, desc=desc, unit="step", leave=True, file=sys.stderr, mininterval=0.2)
+        return tqdm_notebook(total=total, desc=desc, unit=unit, unit_scale=unit == "B", leave=True)
+    return tqdm_std.tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", leave=True,
+                         file=sys.stderr, mininterval=0.2)

@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError
+from .errors import CorruptCheckpointError, RestoreError, RestoreWarning
 from .fingerprint import fingerprint
 from .history import HistoryGraph
 from .namespace import notebook_predicate
@@ -47,6 +47,8 @@ class Runner(Protocol):
 
 
 class Progress(Protocol):
+    """A progress bar (tqdm's API)."""
+
     def update(self, n: int = 1) -> Any: ...
     def set_postfix_str(self, s: str) -> Any: ...
     def close(self) -> Any: ...
@@ -122,7 +124,7 @@ def restore(
     store: Store,
     runner: Runner,
     *,
-    progress: Callable[[int, str], Progress],
+    progress: Callable[[int, str, str], Progress],
     manifest: dict[str, Any] | None = None,
 ) -> tuple[RestoreReport, HistoryGraph]:
     """Restore the newest checkpoint at `store` into `runner`'s namespace."""
@@ -132,27 +134,35 @@ def restore(
     namespace = runner.namespace
     initial = dict(namespace)
 
-    # 1. Fetch and verify every stored blob before touching the namespace.
+    # 1. Fetch and verify every stored blob, in parallel, before touching the namespace.
     data: dict[int, bytes] = {}
     unstorable: dict[int, str] = {}
-    stored = [i for i, g in enumerate(ckpt.plan.groups) if g.action == "store"]
-    bar = progress(len(stored), "fetch")
-    read_started = time.perf_counter()
-    for i in stored:
+    wanted: dict[str, int] = {}
+    for i, decision in enumerate(ckpt.plan.groups):
+        if decision.action != "store":
+            continue
         blob = ckpt.entries[i].get("blob")
-        names = ", ".join(ckpt.plan.groups[i].names)
-        try:
-            if blob is None:
-                raise CorruptCheckpointError("the manifest lists no blob for it")
-            data[i] = store.read_blob(blob["key"], blob["digest"], int(blob["size"]))
-            report.bytes_read += len(data[i])
-        except StorageError as exc:
-            unstorable[i] = str(exc)
-            report.fallbacks[names] = str(exc)
-            warnings.warn(f"{names}: {exc}; recomputing instead", RestoreWarning, stacklevel=2)
-        bar.update(1)
-    bar.close()
+        if blob is None:
+            unstorable[i] = "the manifest lists no blob for it"
+        else:
+            wanted[blob["key"]] = i
+    blobs = [(b["key"], b["digest"], int(b["size"])) for b in (ckpt.entries[i]["blob"] for i in wanted.values())]
+    bar = progress(sum(size for *_, size in blobs), "fetch", "B")
+    read_started = time.perf_counter()
+    try:
+        fetched, failures = store.read_blobs(blobs, progress=bar.update)
+    finally:
+        bar.close()
     report.read_seconds = time.perf_counter() - read_started
+    for key, payload in fetched.items():
+        data[wanted[key]] = payload
+        report.bytes_read += len(payload)
+    for key, exc in failures.items():
+        unstorable[wanted[key]] = str(exc)
+    for i, reason in unstorable.items():
+        names = ", ".join(ckpt.plan.groups[i].names)
+        report.fallbacks[names] = reason
+        warnings.warn(f"{names}: {reason}; recomputing instead", RestoreWarning, stacklevel=2)
 
     # 2. Walk the history; a group that fails to load sends us back to the start with a new plan.
     current = ckpt.plan if not unstorable else _replan(ckpt, unstorable)
@@ -207,7 +217,7 @@ def _reset(namespace: dict[str, Any], initial: dict[str, Any]) -> None:
 
 
 def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], runner: Runner,
-          report: RestoreReport, progress: Callable[[int, str], Progress]) -> tuple[int, str] | None:
+          report: RestoreReport, progress: Callable[[int, str, str], Progress]) -> tuple[int, str] | None:
     """Rerun and load in history order. Returns (group, reason) if a group failed to load."""
     loads: dict[int, list[int]] = {}
     for i, decision in enumerate(current.groups):
@@ -218,7 +228,7 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], runner: Runn
     cells = {e.index: e for e in ckpt.graph.executions}
     report.failures.clear()
     report.reruns = sorted(reruns)
-    bar = progress(len(reruns) + sum(len(v) for v in loads.values()), "restore")
+    bar = progress(len(reruns) + sum(len(v) for v in loads.values()), "restore", "step")
     try:
         rerun_started = time.perf_counter()
         for step in steps:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -45,6 +46,16 @@ class Status:
         return status_html(self.fields)
 
 
+def _manifest_blobs(manifest: dict[str, Any]) -> dict[str, BlobInfo]:
+    """The content-keyed blobs a manifest references (reusable by later checkpoints)."""
+    found = {}
+    for entry in manifest.get("groups", []):
+        blob = entry.get("blob")
+        if blob and blob.get("content"):
+            found[blob["content"]] = BlobInfo(blob["key"], blob["digest"], int(blob["size"]), 0.0)
+    return found
+
+
 class Session:
     """The recorded session behind the extension."""
 
@@ -69,6 +80,10 @@ class Session:
         self._bandwidth: dict[str, Bandwidth] = {}
         self._known_blobs: dict[str, dict[str, BlobInfo]] = {}
         self._stores: dict[str, Store] = {}
+        self._writable: set[str] = set()
+        # Goes into the names of the blobs this session writes, so that two kernels writing
+        # the same content to one place never overwrite each other's bytes.
+        self.writer = uuid.uuid4().hex[:8]
         self.autosave = AutoCheckpointer(self, auto_policy)
         self.last_checkpoint: CheckpointResult | None = None
         self.last_checkpoint_time: datetime.datetime | None = None
@@ -113,6 +128,12 @@ class Session:
             read_bw = read[0] / read[1]
         self._bandwidth[url] = Bandwidth(write, read_bw, latency)
 
+    def ensure_writable(self, store: Store) -> None:
+        """Refuse a location we cannot write to, once, up front, in one line."""
+        if store.url not in self._writable:
+            store.check_writable()
+            self._writable.add(store.url)
+
     def known_blobs(self, store: Store) -> dict[str, BlobInfo]:
         """Blobs already at this location, from its newest manifest (read once per session)."""
         if store.url not in self._known_blobs:
@@ -125,10 +146,7 @@ class Session:
                 log.info("not reusing blobs at %s: %s", store.url, exc)
                 manifest = None
             if manifest is not None:
-                for entry in manifest.get("groups", []):
-                    blob = entry.get("blob")
-                    if blob:
-                        known[blob["key"]] = BlobInfo(blob["key"], blob["digest"], int(blob["size"]), 0.0)
+                known.update(_manifest_blobs(manifest))
             self._known_blobs[store.url] = known
         return self._known_blobs[store.url]
 
@@ -141,16 +159,18 @@ class Session:
         # overtaken by one still uploading.
         self.autosave.cancel_queued()
         self.autosave.wait()
+        self.ensure_writable(store)
         known = self.known_blobs(store)
         self.busy = True
         try:
-            result, written = take_checkpoint(
+            result, blobs = take_checkpoint(
                 self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
-                unpicklable=self.unpicklable, known_blobs=known,
+                unpicklable=self.unpicklable, known_blobs=known, writer=self.writer, progress=progress_bar,
             )
         finally:
             self.busy = False
-        known.update({b.key: b for b in written})
+        written = [b for c, b in blobs.items() if c not in known]
+        known.update(blobs)
         self.autosave.note_commit(target)
         if colab.on_drive(target):
             # Drive's FUSE mount uploads later: never call this safe before Colab has synced it.
@@ -187,11 +207,7 @@ class Session:
         self.recorder.reset_cache()
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
         self.measure(target, read=(report.bytes_read, report.read_seconds))
-        known = self._known_blobs.setdefault(target, {})
-        for entry in manifest.get("groups", []):
-            blob = entry.get("blob")
-            if blob:
-                known[blob["key"]] = BlobInfo(blob["key"], blob["digest"], int(blob["size"]), 0.0)
+        self._known_blobs.setdefault(target, {}).update(_manifest_blobs(manifest))
         self.last_restore = report
         return report
 

@@ -146,7 +146,7 @@ def test_restore_report_with_problems_names_each_one():
     assert "restored with problems" in text
     assert "cell 3 failed on rerun" in text and "ValueError: <bad> input" in text
     assert "NOT restored" in text and "conn: a socket cannot be serialized" in text
-    assert "recomputed but differs from the original" in text and "noise" in text
+    assert "differs from the original" in text and "noise" in text
     assert "recomputed instead of loaded" in text and "df, view: blob digest mismatch" in text
     assert "cell 3 traceback:" in text and "Traceback (most recent call last):" in text
 
