@@ -17,7 +17,7 @@ it matters (a small change next to large unchanged data) without those hazards.
 
 Bounded work: at most one checkpoint uploads while at most one more waits; a newer one
 replaces the waiting one (they coalesce). If the bytes waiting would pass the memory budget,
-the checkpoint is written in the foreground instead. A checkpoint never commits over a newer
+the new blobs are streamed to the store in the foreground instead. A checkpoint never commits over a newer
 one from this session. At interpreter exit an upload in flight gets a few seconds to finish;
 an abandoned one never touched LATEST, so the previous checkpoint stays the restorable one.
 """
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import xxhash
 
-from .checkpoint import CheckpointResult, prepare_checkpoint
+from .checkpoint import CheckpointResult, StoreSink, prepare_checkpoint
 from .errors import ElasticError
 from .history import CellExecution
 from .retention import DEFAULT_KEEP, collect_garbage
@@ -73,12 +73,23 @@ class AutoPolicy:
 
 
 class _MemorySink:
-    """Serializes blobs into memory now; the upload happens later, in the background."""
+    """Serializes blobs into memory now; the upload happens later, in the background.
 
-    def __init__(self) -> None:
+    If what is to be serialized would pass `budget` bytes, it is streamed to the store in the
+    foreground instead (a longer pause, but no second copy of a large change in memory).
+    """
+
+    def __init__(self, store: Store, budget: float) -> None:
+        self.store = store
+        self.budget = budget
         self.pending: dict[str, tuple[BlobInfo, Any]] = {}  # content key -> (blob, bytes)
+        self.direct: dict[str, BlobInfo] = {}  # written to the store already
 
     def put_many(self, items: list[tuple[str, str, Callable[[Any], None], int]]) -> tuple[dict[str, BlobInfo], dict[str, Exception]]:
+        if sum(size for *_, size in items) > self.budget:
+            done, failures = StoreSink(self.store).put_many(items)
+            self.direct.update(done)
+            return done, failures
         done: dict[str, BlobInfo] = {}
         failed: dict[str, Exception] = {}
         for content, name, fill, _ in items:
@@ -174,7 +185,8 @@ class AutoCheckpointer:
         with self._lock:
             known = dict(session.known_blobs(store))
             known.update({key: info for key, (info, _) in self._pending.items()})
-        sink = _MemorySink()
+            waiting = sum(info.size for info, _ in self._pending.values())
+        sink = _MemorySink(store, self.policy.memory_mb * 1e6 - waiting)
         session.ensure_writable(store)
         prepared = prepare_checkpoint(
             session.recorder, session.graph, session.bandwidth(url), url=url, session=session.settings.session,
@@ -183,28 +195,19 @@ class AutoCheckpointer:
         assert prepared.manifest is not None
         confirmed = session.known_blobs(store)
         with self._lock:
+            confirmed.update(sink.direct)
             self._pending.update(sink.pending)
             payload = {c: self._pending[c] for c in prepared.blobs if c not in confirmed and c in self._pending}
             self._sequence += 1
+            # What the user waited for: planning, serializing, and any foreground write.
             job = _Job(self._sequence, store, prepared.manifest, payload, prepared.result,
                        prepared.manifest["covers_cell"], time.perf_counter() - started)
             self._last_prepared = time.monotonic()
-            waiting = sum(info.size for info, _ in self._pending.values())
-            over_budget = waiting > self.policy.memory_mb * 1e6
-        self.pauses.append(job.pause)
-        if over_budget:
-            # Too much is waiting in memory: write this one in the foreground, then move on.
-            self.cancel_queued()
-            self.wait()
-            self._run(job)
-            with self._lock:
-                self._forget_unreferenced()
-            return job.result
-        with self._lock:
             self._queued = job  # replaces an older waiting job: they coalesce
             self._forget_unreferenced()
             self._ensure_thread()
             self._lock.notify_all()
+        self.pauses.append(job.pause)
         return job.result
 
     def wait(self, timeout: float | None = None) -> bool:

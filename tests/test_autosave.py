@@ -122,3 +122,18 @@ def test_a_polite_shutdown_finishes_or_abandons_cleanly(tmp_path):
             assert set(compare(second, tmp_path / "snap")["values"].values()) == {"same"}
     finally:
         second.close()
+
+
+def test_a_change_larger_than_the_memory_budget_is_streamed_in_the_foreground(shell, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLAB_ELASTIC_AUTO", "on")
+    monkeypatch.setenv("COLAB_ELASTIC_AUTO_MEMORY_MB", "1")
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_line_magic("elastic", "auto on --interval 0 --after 0")
+    shell.run_cell("import time\nimport numpy as np\ntime.sleep(0.3)\nbig = np.ones(1_000_000)", store_history=True)
+    autosave = _session().autosave
+    # Written before the cell returned: nothing of it waits in memory for the background thread.
+    assert not autosave._pending
+    assert autosave.wait(30)
+    assert autosave.last_completed.covers_cell == 1
+    blobs = list((tmp_path / "default-location" / "blobs").iterdir())
+    assert any(p.stat().st_size > 8_000_000 for p in blobs)
