@@ -36,11 +36,19 @@ def checkpoint(url: str | None = None, **storage_options: Any) -> CheckpointResu
     return current().session.checkpoint(url, storage_options)
 
 
-def restore(url: str | None = None, **storage_options: Any) -> RestoreReport:
-    """Restore the newest checkpoint at `url` into the running session."""
+def restore(url: str | None = None, *, trust: bool = False, **storage_options: Any) -> RestoreReport:
+    """Restore the newest checkpoint at `url` into the running session. A checkpoint written by
+    someone else at a place you cannot write to runs their code: pass `trust=True` to accept it."""
     from .extension import current
 
-    return current().session.restore(url, storage_options)
+    return current().session.restore(url, storage_options, trust=trust)
+
+
+def export(path: str, url: str | None = None, **storage_options: Any) -> int:
+    """Write the newest checkpoint at `url` (default: this session's) into one .zip file."""
+    from .extension import current
+
+    return current().session.export(path, url, storage_options)
 
 
 def plan(url: str | None = None, **storage_options: Any) -> Plan:
@@ -58,6 +66,7 @@ __all__ = [
     "RestoreReport",
     "__version__",
     "checkpoint",
+    "export",
     "load_ipython_extension",
     "plan",
     "restore",

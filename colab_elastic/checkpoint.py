@@ -23,6 +23,7 @@ from typing import Any, Callable, Protocol
 
 import xxhash
 
+from . import sharing
 from ._version import __version__
 from .errors import UnpicklableWarning
 from .fingerprint import Fingerprint, overlapping
@@ -256,6 +257,7 @@ def prepare_checkpoint(
         "checkpoint": checkpoint_id,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "session": session,
+        "author": sharing.author(),
         "colab_elastic": __version__,
         "environment": _environment(),
         "graph": graph.to_json(),

@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--dir", help="folder for the demo's files (default: a new temporary folder)")
     sub.add_parser("inspect", help="describe the newest checkpoint at URL").add_argument("url")
     sub.add_parser("verify", help="check every blob of the newest checkpoint at URL").add_argument("url")
+    export = sub.add_parser("export", help="write the newest checkpoint at URL into one .zip FILE")
+    export.add_argument("url")
+    export.add_argument("file")
     gc = sub.add_parser("gc", help="delete old checkpoints and unreferenced blobs at URL")
     gc.add_argument("url")
     gc.add_argument("--keep", type=int, default=5, help="checkpoints to keep (default 5)")
@@ -68,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if run_demo(args.dir) else 1
         if args.command == "inspect":
             return _inspect(args.url)
+        if args.command == "export":
+            from .sharing import export as export_zip
+
+            size = export_zip(args.url, args.file)
+            print(f"wrote {args.file} ({size / 1e6:.1f} MB of stored values); restore it with "
+                  f"%elastic restore {args.file} --trust")
+            return 0
         if args.command == "gc":
             from .retention import collect_garbage
             from .store import Store

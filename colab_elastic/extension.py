@@ -15,7 +15,9 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from IPython.utils.capture import capture_output
 
-from . import colab
+from IPython.core.error import UsageError
+
+from . import colab, sharing
 from .config import Settings, safe_name
 from .errors import ElasticError, RecordingWarning
 from .restore import RunOutcome
@@ -66,7 +68,6 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            from IPython.core.error import UsageError
 
             raise UsageError(f"--option expects key=value, got {pair!r}")
         options[key] = value
@@ -82,9 +83,12 @@ class ElasticMagics(Magics):
         self.session = session
 
     @magic_arguments()
-    @argument("command", choices=["checkpoint", "restore", "plan", "status", "name", "auto"], help="what to do")
+    @argument("command", choices=["checkpoint", "restore", "plan", "status", "name", "auto", "share", "export"],
+              help="what to do")
     @argument("target", nargs="?", default=None,
-              help="checkpoint URL; the session name for `name`; on/off for `auto`")
+              help="checkpoint URL; the session name for `name`; on/off for `auto`; the file for `export`")
+    @argument("--trust", action="store_true", help="restore: accept a checkpoint written by someone else")
+    @argument("--source", default=None, help="export: the checkpoint URL to export (default: this session's)")
     @argument("-o", "--option", action="append", metavar="KEY=VALUE", help="fsspec storage option (repeatable)")
     @argument("--interval", type=float, default=None, help="auto: checkpoint at most every this many seconds")
     @argument("--after", type=float, default=None, help="auto: always checkpoint after a cell this long (seconds)")
@@ -97,6 +101,8 @@ class ElasticMagics(Magics):
         %elastic plan [URL]         dry run: what would be stored, what recomputed, and why
         %elastic status             where checkpoints go, what the last one covered
         %elastic name NAME          name this session (its default location follows)
+        %elastic share [URL]        what to send a collaborator, and what they run
+        %elastic export FILE [--source URL]   the checkpoint as one .zip file
         %elastic auto on|off [--interval S] [--after S]
                                     checkpoint after cells, in the background (on by default)
         """
@@ -107,7 +113,20 @@ class ElasticMagics(Magics):
             if args.command == "checkpoint":
                 display(session.checkpoint(args.target, options))
             elif args.command == "restore":
-                display(session.restore(args.target, options))
+                try:
+                    report = session.restore(args.target, options, trust=args.trust)
+                except sharing.UntrustedCheckpointError as exc:
+                    print(exc.summary)  # type: ignore[attr-defined]
+                    raise
+                display(report)
+            elif args.command == "share":
+                print(session.share(args.target, options))
+            elif args.command == "export":
+                if not args.target:
+                    raise UsageError("%elastic export needs a FILE (e.g. checkpoint.zip)")
+                size = session.export(args.target, args.source, options)
+                print(f"colab_elastic: wrote {args.target} ({size / 1e6:.1f} MB of stored values); "
+                      f"restore it with %elastic restore {args.target} --trust")
             elif args.command == "plan":
                 display(session.plan(args.target, options))
             elif args.command == "status":
@@ -115,7 +134,6 @@ class ElasticMagics(Magics):
             elif args.command == "auto":
                 policy = session.autosave.policy
                 if args.target not in (None, "on", "off"):
-                    from IPython.core.error import UsageError
 
                     raise UsageError("%elastic auto takes on or off")
                 if args.target is not None:
@@ -127,14 +145,11 @@ class ElasticMagics(Magics):
                 print(f"colab_elastic: auto-checkpoint {policy.describe()}, to {session.url()}")
             elif args.command == "name":
                 if not args.target:
-                    from IPython.core.error import UsageError
 
                     raise UsageError("%elastic name needs a NAME")
                 session.settings.session = safe_name(args.target)
                 print(f"colab_elastic: session {session.settings.session}, checkpoints go to {session.url()}")
         except ElasticError as exc:
-            from IPython.core.error import UsageError
-
             raise UsageError(f"colab_elastic: {exc}") from None
 
 

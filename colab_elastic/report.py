@@ -161,3 +161,23 @@ def status_text(status: dict[str, Any]) -> str:
 
 def status_html(status: dict[str, Any]) -> str:
     return _table(("", ""), status_rows(status))
+
+
+# Foreign checkpoints ------------------------------------------------------------------------
+def foreign_text(manifest: dict[str, Any]) -> str:
+    """What restoring someone else's checkpoint would run: its author, its cells, its values."""
+    author = (manifest.get("author") or {}).get("name", "unknown")
+    env = manifest.get("environment", {})
+    plan = manifest.get("plan", {})
+    cells = {e["index"]: e["code"] for e in manifest.get("graph", {}).get("executions", [])}
+    lines = [f"checkpoint {manifest.get('checkpoint')} by {author}, {manifest.get('created', '?')}, "
+             f"Python {env.get('python', '?')}"]
+    loaded = [n for g in plan.get("groups", []) if g["action"] == "store" for n in g["names"]]
+    lines.append(f"it loads (unpickles) {len(loaded)} values: {_names(loaded, 12)}")
+    reruns = plan.get("reruns", [])
+    lines.append(f"and reruns {len(reruns)} cells:" if reruns else "and reruns no cells")
+    for index in reruns:
+        code = cells.get(index, "").strip().splitlines() or [""]
+        more = f"   … (+{len(code) - 4} lines)" if len(code) > 4 else ""
+        lines.append(f"  [{index}] " + "\n      ".join(code[:4]) + more)
+    return "\n".join(lines)

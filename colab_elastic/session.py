@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from . import colab
+from . import colab, sharing
 from .checkpoint import CheckpointResult, take_checkpoint
 from .autosave import AutoCheckpointer, AutoPolicy
 from .config import Settings
@@ -190,11 +190,27 @@ class Session:
         )
         return result.plan
 
-    def restore(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> RestoreReport:
-        """Bring back the newest checkpoint at `url`; recording goes on from its history."""
-        target = self.url(url)
-        store = self.store(target, storage_options)
+    def restore(self, url: str | None = None, storage_options: dict[str, Any] | None = None,
+                trust: bool = False) -> RestoreReport:
+        """Bring back the newest checkpoint at `url`; recording goes on from its history.
+
+        Someone else's checkpoint (see `sharing`) runs their code: without `trust` it is
+        refused with UntrustedCheckpointError, whose `summary` says what it would run.
+        """
+        target = sharing.zip_url(self.url(url))
+        store = self._stores.get(target) if not storage_options else None
+        if store is None:
+            store = self._stores[target] = sharing.open_for_restore(target, storage_options)
         manifest = store.latest()
+        if not trust and sharing.is_foreign(store, manifest):
+            from .report import foreign_text
+
+            written_by = (manifest.get("author") or {}).get("name", "someone else")
+            error = sharing.UntrustedCheckpointError(
+                f"{target} holds a checkpoint written by {written_by}; restoring it runs that author's code "
+                "(shown above): add --trust (or trust=True) if you trust it")
+            error.summary = foreign_text(manifest)  # type: ignore[attr-defined]
+            raise error
         self.autosave.cancel_queued()
         self.autosave.wait()
         self.busy = True
@@ -210,6 +226,15 @@ class Session:
         self._known_blobs.setdefault(target, {}).update(_manifest_blobs(manifest))
         self.last_restore = report
         return report
+
+    def share(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> str:
+        """What to send a collaborator, and the lines they run."""
+        return sharing.share_text(self.store(self.url(url), storage_options))
+
+    def export(self, path: str, url: str | None = None, storage_options: dict[str, Any] | None = None) -> int:
+        """Write the newest checkpoint at `url` (default: this session's) into one zip file."""
+        self.autosave.wait()
+        return sharing.export(self.url(url), path, storage_options)
 
     def status(self) -> Status:
         url = self.url()

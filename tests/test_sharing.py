@@ -1,0 +1,128 @@
+"""Sharing a checkpoint: a collaborator restores it in their own runtime, from gs://, https or one file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from colab_elastic.cli import main as cli
+from tests.kernels import SNAPSHOT, Kernel, compare, run_cells
+
+pytestmark = pytest.mark.kernel
+
+NOTEBOOK = [
+    "import time\nimport numpy as np\ntime.sleep(0.3)\nweights = np.linspace(0, 1, 50_000)",
+    "notes = {'author': 'ada', 'weights_sum': float(weights.sum())}\nview = weights[::2]",
+    "def score(x):\n    return float(x @ weights[: len(x)])",
+]
+
+
+def _author(tmp_path: Path, url: str, options: str = "", env: dict[str, str] | None = None) -> Path:
+    """The author's runtime: run the notebook, checkpoint to `url`, snapshot, die."""
+    folder = tmp_path / "author"
+    folder.mkdir()
+    kernel = Kernel(cwd=str(folder), env={"COLAB_ELASTIC_AUTHOR": "ada", **(env or {})})
+    try:
+        kernel.run("%load_ext colab_elastic").raise_for_error()
+        run_cells(kernel, NOTEBOOK)
+        kernel.run(f"%elastic checkpoint {url} {options}").raise_for_error()
+        kernel.run(SNAPSHOT.format(path=str(tmp_path / "author.snapshot"))).raise_for_error()
+    finally:
+        kernel.kill()
+    return tmp_path / "author.snapshot"
+
+
+def _listing(folder: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
+
+
+def _collaborator(tmp_path: Path, url: str, snapshot: Path, options: str = "", foreign: bool = True) -> Kernel:
+    """Another person's runtime: a foreign checkpoint is refused, shown, then trusted."""
+    folder = tmp_path / "collaborator"
+    folder.mkdir()
+    kernel = Kernel(cwd=str(folder), env={"COLAB_ELASTIC_AUTHOR": "grace"})
+    try:
+        _restore_as_collaborator(kernel, url, snapshot, options, foreign)
+    except BaseException:
+        kernel.close()
+        raise
+    return kernel
+
+
+def _restore_as_collaborator(kernel: Kernel, url: str, snapshot: Path, options: str, foreign: bool) -> None:
+    kernel.run("%load_ext colab_elastic").raise_for_error()
+    if foreign:
+        refused = kernel.run(f"%elastic restore {url} {options}")
+        assert refused.error is not None, "a foreign checkpoint was restored without --trust"
+        assert "--trust" in refused.error[1] and "\n" not in refused.error[1].strip()
+        assert "reruns" in refused.stdout and "loads (unpickles)" in refused.stdout and "score" in refused.stdout
+        assert kernel.run("print('weights' in globals())").stdout.strip() == "False"
+        kernel.run(f"%elastic restore {url} {options} --trust").raise_for_error()
+    else:
+        kernel.run(f"%elastic restore {url} {options}").raise_for_error()
+    result = compare(kernel, snapshot)
+    assert set(result["values"].values()) == {"same"}, result
+    assert result["aliasing"]["same"]
+
+
+def test_collaborator_restores_over_http_and_never_writes_to_it(tmp_path, http_server):
+    base_url, served = http_server
+    snapshot = _author(tmp_path, str(served / "shared"))
+    before = _listing(served)
+    kernel = _collaborator(tmp_path, f"{base_url}/shared", snapshot)
+    try:
+        assert kernel.run("print(score(np.ones(2)) == float(weights[0] + weights[1]))").stdout.strip() == "True"
+        # their own checkpoints go to their own default location, not back to the share
+        kernel.run("extra = 1").raise_for_error()
+        kernel.run("%elastic checkpoint").raise_for_error()
+        assert (tmp_path / "collaborator" / ".colab_elastic" / "default" / "LATEST").exists()
+    finally:
+        kernel.close()
+    assert _listing(served) == before
+
+
+@pytest.mark.gcs
+def test_a_teammate_who_can_write_to_the_bucket_restores_without_being_asked(tmp_path, gcs_url):
+    # Whoever can write to a location can already change what it runs: asking adds nothing.
+    options = " ".join(f"-o {k}={v}" for k, v in gcs_url.storage_options.items())
+    snapshot = _author(tmp_path, gcs_url.url, options)
+    kernel = _collaborator(tmp_path, gcs_url.url, snapshot, options, foreign=False)
+    kernel.close()
+
+
+@pytest.mark.parametrize("server", ["http_server", "http_server_no_range"])
+def test_an_exported_file_restores_locally_and_over_http(tmp_path, request, server):
+    base_url, served = request.getfixturevalue(server)
+    snapshot = _author(tmp_path, str(tmp_path / "ckpt"))
+    assert cli(["export", str(tmp_path / "ckpt"), str(served / "shared.zip")]) == 0
+    kernel = _collaborator(tmp_path, f"{base_url}/shared.zip", snapshot)
+    kernel.close()
+    local = tmp_path / "copy.zip"
+    local.write_bytes((served / "shared.zip").read_bytes())
+    os.rename(tmp_path / "collaborator", tmp_path / "collaborator-http")
+    kernel = _collaborator(tmp_path, str(local), snapshot)
+    kernel.close()
+
+
+@pytest.mark.gcs
+def test_share_says_what_to_send(tmp_path, gcs_url):
+    folder = tmp_path / "k"
+    folder.mkdir()
+    kernel = Kernel(cwd=str(folder))
+    try:
+        kernel.run("%load_ext colab_elastic\nx = [1]").raise_for_error()
+        options = " ".join(f"-o {k}={v}" for k, v in gcs_url.storage_options.items())
+        kernel.run(f"%elastic checkpoint {gcs_url.url} {options}").raise_for_error()
+        out = kernel.run(f"%elastic share {gcs_url.url} {options}")
+        out.raise_for_error()
+        assert f"%elastic restore {gcs_url.url} --trust" in out.stdout
+        assert "storage.googleapis.com" in out.stdout
+        local = kernel.run(f"%elastic share {tmp_path / 'nothing'}")
+        assert local.error is not None and "no checkpoint" in local.error[1]
+        kernel.run(f"%elastic checkpoint {tmp_path / 'here'}").raise_for_error()
+        out = kernel.run(f"%elastic share {tmp_path / 'here'}")
+        assert "colab-elastic export" in out.stdout
+    finally:
+        kernel.close()
