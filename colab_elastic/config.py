@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class Settings:
     url: str | None = None  # None: `default_url(session)` at the time of use
     write_bandwidth: float = field(default_factory=lambda: float(_env("WRITE_MBPS", "100")) * 1e6)
     read_bandwidth: float = field(default_factory=lambda: float(_env("READ_MBPS", "200")) * 1e6)
+    # fsspec options for the default location, e.g. {"token": "..."}; JSON in the environment
+    storage_options: dict = field(default_factory=lambda: json.loads(_env("STORAGE_OPTIONS", "{}")))
 
     def resolved_url(self) -> str:
         return self.url or default_url(self.session)

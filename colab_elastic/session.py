@@ -107,7 +107,12 @@ class Session:
         return self._bandwidth.get(url) or Bandwidth(self.settings.write_bandwidth, self.settings.read_bandwidth)
 
     def store(self, url: str, storage_options: dict[str, Any] | None = None) -> Store:
-        """The store at `url`, opened once per session (new options open it again)."""
+        """The store at `url`, opened once per session (new options open it again). The
+        default location gets the session's storage options."""
+        if not storage_options and url == self.url() and self.settings.storage_options:
+            storage_options = self.settings.storage_options
+            if url in self._stores:
+                return self._stores[url]
         if storage_options or url not in self._stores:
             self._stores[url] = Store(url, storage_options)
         return self._stores[url]
@@ -198,6 +203,8 @@ class Session:
         refused with UntrustedCheckpointError, whose `summary` says what it would run.
         """
         target = sharing.zip_url(self.url(url))
+        if not storage_options and target == self.url():
+            storage_options = self.settings.storage_options
         store = self._stores.get(target) if not storage_options else None
         if store is None:
             store = self._stores[target] = sharing.open_for_restore(target, storage_options)

@@ -9,6 +9,8 @@ os.environ.setdefault("NO_GCE_CHECK", "true")
 os.environ.setdefault("GCE_METADATA_HOST", "127.0.0.1:9")
 os.environ.setdefault("GCE_METADATA_IP", "127.0.0.1:9")
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+# A gs:// access that forgot its loopback endpoint must fail here, not reach Google.
+os.environ.setdefault("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
 os.environ.setdefault("COLAB_ELASTIC_PROGRESS", "text")
 
 import pytest  # noqa: E402

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -69,8 +70,20 @@ def test_sigkill_at_a_random_moment_restores_a_recent_complete_cell(tmp_path, se
     """Run cells with auto-checkpoints after each; SIGKILL at a random moment (inside a cell,
     between cells, during an upload); a new kernel's `%elastic restore` (no URL) must give
     exactly the state after one of the recent cells, never a mix of two."""
+    _kill_and_restore(tmp_path, seed, env={})
+
+
+@pytest.mark.gcs
+@pytest.mark.parametrize("seed", [5, 6])
+def test_sigkill_at_a_random_moment_on_gcs(tmp_path, seed, gcs_url):
+    """The same guarantee with the session's location on the loopback GCS server."""
+    env = {"COLAB_ELASTIC_URL": gcs_url.url, "COLAB_ELASTIC_STORAGE_OPTIONS": json.dumps(gcs_url.storage_options)}
+    _kill_and_restore(tmp_path, seed, env=env)
+
+
+def _kill_and_restore(tmp_path, seed: int, env: dict[str, str]) -> None:
     rng = random.Random(seed)
-    first = Kernel(cwd=str(tmp_path))
+    first = Kernel(cwd=str(tmp_path), env=env)
     snapshots = []
     try:
         first.run("%load_ext colab_elastic").raise_for_error()
@@ -85,7 +98,7 @@ def test_sigkill_at_a_random_moment_restores_a_recent_complete_cell(tmp_path, se
         time.sleep(rng.uniform(0.0, 0.4))
     finally:
         first.kill()
-    second = Kernel(cwd=str(tmp_path))
+    second = Kernel(cwd=str(tmp_path), env=env)
     try:
         second.run("%load_ext colab_elastic").raise_for_error()
         out = second.run("%elastic restore")
