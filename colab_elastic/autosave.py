@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import datetime
-import io
 import logging
 import os
 import threading
@@ -93,21 +92,24 @@ class _MemorySink:
         done: dict[str, BlobInfo] = {}
         failed: dict[str, Exception] = {}
         for content, name, fill, _ in items:
-            buffer = io.BytesIO()
+            # A bytearray, not BytesIO.getbuffer(): a view exported from a BytesIO that the
+            # garbage collector frees first crashes CPython 3.12.1 ("deallocated BytesIO
+            # object has exported buffers").
+            data = bytearray()
             hasher = xxhash.xxh3_128()
 
             class _Writer:
-                def write(self, data: Any) -> int:
-                    hasher.update(data)
-                    return buffer.write(data)
+                def write(self, chunk: Any) -> int:
+                    hasher.update(chunk)
+                    data.extend(chunk)
+                    return memoryview(chunk).nbytes
 
             try:
                 fill(_Writer())
             except Exception as exc:  # noqa: BLE001 - the caller decides what a failed fill means
                 failed[content] = exc
                 continue
-            data = buffer.getbuffer()  # a view, not a second copy
-            info = BlobInfo(name, f"{DIGEST}:{hasher.hexdigest()}", data.nbytes, 0.0)
+            info = BlobInfo(name, f"{DIGEST}:{hasher.hexdigest()}", len(data), 0.0)
             self.pending[content] = (info, data)
             done[content] = info
         return done, failed

@@ -238,7 +238,6 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
     stored = {i for i in range(len(problem.groups)) if i not in lost and ("group", i) not in source_side}
 
     decisions = []
-    rerun_set = set(reruns)
     for i, group in enumerate(problem.groups):
         names = tuple(sorted(group.names))
         store_s = bandwidth.store_seconds(group.size, group.already_stored)
