@@ -106,6 +106,7 @@ class Plan:
     restore_seconds: float
     recompute_all_seconds: float = 0.0
     cell_runtimes: dict[int, float] = field(default_factory=dict)
+    cell_lines: dict[int, str] = field(default_factory=dict)  # every recorded cell's first line
 
     def by_action(self, action: str) -> list[GroupDecision]:
         return [g for g in self.groups if g.action == action]
@@ -118,6 +119,7 @@ class Plan:
             "restore_seconds": self.restore_seconds,
             "recompute_all_seconds": self.recompute_all_seconds,
             "cell_runtimes": {str(k): v for k, v in self.cell_runtimes.items()},
+            "cell_lines": {str(k): v for k, v in self.cell_lines.items()},
         }
 
     @classmethod
@@ -129,6 +131,7 @@ class Plan:
             restore_seconds=float(data["restore_seconds"]),
             recompute_all_seconds=float(data.get("recompute_all_seconds", 0.0)),
             cell_runtimes={int(k): float(v) for k, v in data.get("cell_runtimes", {}).items()},
+            cell_lines={int(k): str(v) for k, v in data.get("cell_lines", {}).items()},
         )
 
     def __repr__(self) -> str:
@@ -272,5 +275,11 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
         checkpoint_seconds=sum(d.store_seconds for d in stored_decisions),
         restore_seconds=sum(bandwidth.load_seconds(d.size) for d in stored_decisions) + sum(runtimes[c] for c in reruns),
         recompute_all_seconds=sum(c.runtime for c in problem.cells.values() if c.rerunnable),
-        cell_runtimes={c: runtimes[c] for c in reruns},
+        cell_runtimes=runtimes,
+        cell_lines={c.index: _first_line(c.code) for c in problem.cells.values() if c.index},
     )
+
+
+def _first_line(code: str) -> str:
+    lines = [line for line in code.strip().splitlines() if line.strip()] or [""]
+    return lines[0][:60] + (" …" if len(lines) > 1 or len(lines[0]) > 60 else "")

@@ -74,18 +74,32 @@ def plan_summary(plan: "Plan") -> str:
     return "; ".join(parts)
 
 
+_MAX_CELL_ROWS = 40
+
+
+def cell_rows(plan: "Plan") -> list[tuple[str, str, str, str]]:
+    """Per recorded cell: rerun on restore or not (the most recent cells when there are many)."""
+    rerun = set(plan.reruns)
+    cells = sorted(plan.cell_lines)[-_MAX_CELL_ROWS:]
+    return [(str(c), human_seconds(plan.cell_runtimes.get(c, 0.0)), "rerun" if c in rerun else "-", plan.cell_lines[c])
+            for c in cells]
+
+
 def plan_text(plan: "Plan") -> str:
     lines = [plan_summary(plan), "", _text_table(("variables", "size", "action", "why"), plan_rows(plan))]
     if plan.reruns:
         lines += ["", "cells rerun on restore: " + ", ".join(f"{c} ({human_seconds(plan.cell_runtimes.get(c, 0))})" for c in plan.reruns)]
+    if plan.cell_lines:
+        lines += ["", _text_table(("cell", "runtime", "restore", "code"), cell_rows(plan))]
     return "\n".join(lines)
 
 
 def plan_html(plan: "Plan") -> str:
     reruns = ", ".join(str(c) for c in plan.reruns) or "none"
+    cells = _table(("cell", "runtime", "restore", "code"), cell_rows(plan)) if plan.cell_lines else ""
     return (f"<div><p>{html.escape(plan_summary(plan))}</p>"
             + _table(("variables", "size", "action", "why"), plan_rows(plan))
-            + f"<p>cells rerun on restore: {html.escape(reruns)}</p></div>")
+            + f"<p>cells rerun on restore: {html.escape(reruns)}</p>" + cells + "</div>")
 
 
 # Checkpoint ---------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def _parts(name: str, parameters: list[str]) -> tuple[list[str], list[str]]:
     return before, after
 
 
-def _run_across_a_disconnect(tmp_path: Path, name: str, parameters: list[str], env: dict[str, str]) -> tuple[str, str]:
+def _run_across_a_disconnect(tmp_path: Path, name: str, parameters: list[str], env: dict[str, str],
+                             env_after: dict[str, str] | None = None) -> tuple[str, str]:
     before, after = _parts(name, parameters)
     first = Kernel(cwd=str(tmp_path), env=env)
     try:
@@ -45,7 +46,7 @@ def _run_across_a_disconnect(tmp_path: Path, name: str, parameters: list[str], e
         first.kill()
     for code, out in zip(before, outputs):
         assert out.error is None, f"{name}: cell failed:\n{code}\n{out.error}"
-    second = Kernel(cwd=str(tmp_path), env=env)
+    second = Kernel(cwd=str(tmp_path), env={**env, **(env_after or {})})
     try:
         resumed = [second.run(code) for code in after]
     finally:
@@ -68,3 +69,24 @@ def test_quickstart_restores_from_drive_after_a_disconnect(tmp_path):
     assert (drive / "colab_elastic" / "quickstart" / "LATEST").exists()
     assert "all variables restored and verified" in resumed
     assert _r2(trained) == _r2(resumed)
+
+
+@pytest.mark.gcs
+def test_gcs_demo_restores_on_another_runtime(tmp_path, gcs_url):
+    parameters = f"URL = {gcs_url.url!r}\nOPTIONS = {gcs_url.storage_options!r}"
+    trained, resumed = _run_across_a_disconnect(tmp_path, "02_gcs.ipynb", [parameters, parameters], {})
+    assert "all variables restored and verified" in resumed
+    assert _r2(trained) == _r2(resumed)
+
+
+def test_share_demo_restores_a_collaborators_checkpoint_over_https(tmp_path, http_server):
+    base_url, served = http_server
+    author = f"SHARE_TO = {str(served / 'shared' / 'taxi')!r}"
+    collaborator = f"SHARED_URL = {base_url + '/shared/taxi'!r}"
+    # The author and the collaborator are different people: different author ids.
+    trained, resumed = _run_across_a_disconnect(
+        tmp_path, "03_share.ipynb", [author, collaborator], {}, env_after={"COLAB_ELASTIC_AUTHOR": "collaborator"}
+    )
+    assert "all variables restored and verified" in resumed
+    assert _r2(trained) == _r2(resumed)
+    assert str(tmp_path / ".colab_elastic") in resumed  # their own location, not the shared URL
