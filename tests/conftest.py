@@ -40,3 +40,12 @@ def shell(ipython_shell, tmp_path, monkeypatch):
     ipython_shell.reset(new_session=False)
     after = {name: list(callbacks) for name, callbacks in events.callbacks.items()}
     assert after == before, "a test leaked an IPython event callback"
+
+
+@pytest.fixture
+def kernels():
+    """Kernels a test started (append them): closed at the end, whatever happened."""
+    started: list = []
+    yield started
+    for kernel in started:
+        kernel.close()

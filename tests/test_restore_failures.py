@@ -26,14 +26,6 @@ def _blob_files(url: Path) -> dict[str, Path]:
     return {", ".join(e["decision"]["names"]): url / "blobs" / e["blob"]["key"] for e in manifest["groups"] if "blob" in e}
 
 
-@pytest.fixture
-def kernels():
-    started: list[Kernel] = []
-    yield started
-    for kernel in started:
-        kernel.close()
-
-
 @pytest.mark.parametrize("damage", ["truncate", "alter", "delete"])
 def test_a_damaged_blob_is_recomputed_and_named(tmp_path, kernels, damage):
     def hurt(folder: Path) -> None:

@@ -44,14 +44,6 @@ PYTHON_FEATURES = [
 ]
 
 
-@pytest.fixture
-def kernels():
-    started: list[Kernel] = []
-    yield started
-    for kernel in started:
-        kernel.close()
-
-
 def test_data_science_session_survives_a_kill(tmp_path, kernels):
     trip = roundtrip(tmp_path, DATA_SCIENCE)
     kernels.append(trip.kernel)

@@ -21,6 +21,7 @@ import pytest
 from colab_elastic.errors import CheckpointNotFoundError, StorageError
 from colab_elastic.store import Store
 from tests.servers import GcsServer, free_port
+from tests.test_store import fill_with, manifest
 
 # Every connection and name lookup while `_outbound` is a list; an audit hook cannot be removed,
 # so it stays installed and records only while a test asks it to.
@@ -52,17 +53,6 @@ def no_egress() -> Iterator[None]:
         _outbound = None
 
 
-def fill_with(*parts: bytes) -> Any:
-    def fill(f: Any) -> None:
-        for part in parts:
-            f.write(part)
-    return fill
-
-
-def manifest(checkpoint: str, **extra: Any) -> dict[str, Any]:
-    return {"format": 1, "checkpoint": checkpoint, "groups": [], **extra}
-
-
 # A full disk --------------------------------------------------------------------------------
 _DISK_FULL_CHILD = textwrap.dedent("""
     import json, os, sys
@@ -88,7 +78,7 @@ def test_full_disk_says_so_and_keeps_the_previous_checkpoint(tmp_path: Path) -> 
         pytest.skip("needs util-linux unshare")
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    script = f'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" -c "$3" "$1/ckpt"'
+    script = 'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" -c "$3" "$1/ckpt"'
     run = subprocess.run([unshare, "-rm", "sh", "-c", script, "sh", str(mount_point), sys.executable,
                           _DISK_FULL_CHILD], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1])
