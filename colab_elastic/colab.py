@@ -13,10 +13,6 @@ from typing import Any
 
 log = logging.getLogger("colab_elastic.colab")
 
-AUTH_HINT = (
-    "in Colab run `from google.colab import auth; auth.authenticate_user()`; elsewhere set "
-    "Application Default Credentials (`gcloud auth application-default login`) or pass `--option token=...`"
-)
 DRIVE_FLUSH_HINT = (
     "Google Drive uploads files in the background; to be sure this checkpoint has left the runtime, "
     "run `from google.colab import drive; drive.flush_and_unmount()`"

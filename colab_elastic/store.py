@@ -27,13 +27,11 @@ pointer was. The other kernel's checkpoint stays on storage, complete but unname
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import io
 import json
 import logging
 import os
-import sys
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,10 +43,10 @@ import fsspec
 import xxhash
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
-from fsspec.registry import known_implementations
 from fsspec.spec import AbstractBufferedFile
 
 from .errors import CheckpointNotFoundError, CorruptCheckpointError, StorageError
+from .storage_errors import CREDENTIALS_HINT, INTACT, backend_errors, explain, missing_backend, one_line
 
 log = logging.getLogger("colab_elastic.store")
 
@@ -60,21 +58,7 @@ Progress = Callable[[int], object]  # told how many more bytes moved; may be cal
 
 # Served over plain HTTP a checkpoint can be read, never written.
 _READ_ONLY_PROTOCOLS = frozenset({"http", "https"})
-# I/O failures raised by backends that are not OSError, looked up only if already imported.
-_BACKEND_ERRORS = (
-    ("aiohttp", "ClientError"),
-    ("gcsfs.retry", "HttpError"),
-    ("google.auth.exceptions", "GoogleAuthError"),
-    ("google.api_core.exceptions", "GoogleAPIError"),
-    ("requests", "RequestException"),
-)
-_UNREACHABLE = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET)
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
-INTACT = "; the previous checkpoint is intact"
-CREDENTIALS_HINT = (
-    "in Colab run `from google.colab import auth; auth.authenticate_user()`, elsewhere set "
-    "Application Default Credentials (`gcloud auth application-default login`) or pass --option token=..."
-)
 
 
 @dataclass(frozen=True)
@@ -93,33 +77,6 @@ def digest_of(data: bytes | memoryview) -> str:
 
 def _default_workers() -> int:
     return max(1, int(os.environ.get("COLAB_ELASTIC_WORKERS", "4")))
-
-
-def _backend_errors() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
-    for module_name, name in _BACKEND_ERRORS:
-        module = sys.modules.get(module_name)
-        if module is not None and isinstance(getattr(module, name, None), type):
-            found.append(getattr(module, name))
-    return tuple(found)
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and what it was raised from (aiohttp keeps the socket error aside)."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [current.__cause__, current.__context__, getattr(current, "os_error", None)]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class _DigestWriter:
@@ -141,7 +98,7 @@ class _DigestWriter:
         self.hasher.update(data)
         try:
             self.file.write(data)
-        except _backend_errors() as exc:
+        except backend_errors() as exc:
             raise self.fail(exc) from exc
         self.size += n
         if self.progress is not None:
@@ -167,10 +124,10 @@ class Store:
         try:
             self.fs, root = fsspec.url_to_fs(url, **self.storage_options)
         except ImportError as exc:
-            raise StorageError(_missing_backend(url, exc)) from None
+            raise StorageError(missing_backend(url, exc)) from None
         except (ValueError, TypeError) as exc:
-            raise StorageError(f"cannot open {url}: {_one_line(exc)}") from None
-        except _backend_errors() as exc:
+            raise StorageError(f"cannot open {url}: {one_line(exc)}") from None
+        except backend_errors() as exc:
             raise StorageError(explain(exc, url, "open")) from None
         self.root = root.rstrip("/")
         self.local = isinstance(self.fs, LocalFileSystem)
@@ -199,7 +156,7 @@ class Store:
             yield
         except StorageError:
             raise
-        except _backend_errors() as exc:
+        except backend_errors() as exc:
             if isinstance(exc, keep):
                 raise
             raise StorageError(explain(exc, self.url, doing, what, writing=writing, missing=missing)) from exc
@@ -310,8 +267,8 @@ class Store:
                 file.discard()  # cancels the resumable upload on object stores
             else:
                 file.close()
-        except _backend_errors() as exc:
-            log.info("could not cancel an unfinished write at %s: %s", self.url, _one_line(exc))
+        except backend_errors() as exc:
+            log.info("could not cancel an unfinished write at %s: %s", self.url, one_line(exc))
         if isinstance(file, AbstractBufferedFile):
             # fsspec files close themselves when collected; closing this one would start a new upload.
             file.closed = True
@@ -319,8 +276,8 @@ class Store:
     def has_blob(self, key: str) -> bool:
         try:
             return bool(self.fs.exists(self.path("blobs", key)))
-        except _backend_errors() as exc:
-            log.info("cannot tell whether blob %s exists at %s: %s", key, self.url, _one_line(exc))
+        except backend_errors() as exc:
+            log.info("cannot tell whether blob %s exists at %s: %s", key, self.url, one_line(exc))
             return False
 
     def write_blob(self, key: str, fill: Fill, progress: Progress | None = None) -> BlobInfo:
@@ -435,7 +392,7 @@ class Store:
             raise CheckpointNotFoundError(f"no checkpoint at {self.url}") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptCheckpointError(
-                f"the checkpoint pointer at {self.url} is unreadable: {_one_line(exc)}") from None
+                f"the checkpoint pointer at {self.url} is unreadable: {one_line(exc)}") from None
         if not isinstance(name, str) or not name.startswith("manifests/") or ".." in name:
             raise CorruptCheckpointError(f"the checkpoint pointer at {self.url} names no manifest")
         try:
@@ -447,35 +404,7 @@ class Store:
         try:
             return json.loads(body)
         except ValueError as exc:
-            raise CorruptCheckpointError(f"manifest {name} at {self.url} is unreadable: {_one_line(exc)}") from None
-
-
-def explain(exc: BaseException, url: str, doing: str, what: str = "", *, writing: bool = False,
-            missing: str = "") -> str:
-    """One line for the user: what went wrong with `url`, and, for writes, that nothing was lost."""
-    where = f"{what} at {url}" if what else url
-    intact = INTACT if writing else ""
-    causes = list(_causes(exc))
-    codes = {getattr(c, "errno", None) for c in causes}
-    status = {getattr(c, "code", None) for c in causes} | {getattr(c, "status", None) for c in causes}
-    aiohttp = sys.modules.get("aiohttp")
-    auth = sys.modules.get("google.auth.exceptions")
-    disconnected = (ConnectionError,) + ((aiohttp.ClientConnectionError,) if aiohttp is not None else ())
-    if codes & {errno.ENOSPC, errno.EDQUOT}:
-        return f"the disk is full: cannot write {where}{INTACT}"
-    if codes & set(_UNREACHABLE) or any(isinstance(c, disconnected) for c in causes):
-        reason = next((os.strerror(code).lower() for code in _UNREACHABLE if code in codes), _one_line(exc))
-        return f"could not reach the server for {url} ({reason}){intact}"
-    if any(isinstance(c, (TimeoutError, asyncio.TimeoutError)) for c in causes):
-        return f"the server for {url} did not answer in time{intact}"
-    if 401 in status or (auth is not None and any(isinstance(c, auth.GoogleAuthError) for c in causes)):
-        return f"no valid credentials for {url}: {CREDENTIALS_HINT}"
-    if (codes & {errno.EACCES, errno.EPERM} or 403 in status
-            or any(isinstance(c, PermissionError) or str(c).startswith("Forbidden") for c in causes)):
-        return f"permission denied: cannot {doing} {where}{intact}"
-    if isinstance(exc, FileNotFoundError) and missing:
-        return f"cannot {doing} {where}: {missing}{intact}"
-    return f"cannot {doing} {where}: {_one_line(exc)}{intact}"
+            raise CorruptCheckpointError(f"manifest {name} at {self.url} is unreadable: {one_line(exc)}") from None
 
 
 def _temp_name(path: str) -> str:
@@ -508,14 +437,3 @@ def _remove_quietly(path: str) -> None:
         return
     except OSError as exc:
         log.info("could not remove temporary file %s: %s", path, exc)
-
-
-def _missing_backend(url: str, exc: ImportError) -> str:
-    """'cannot open gs://...: the gcsfs package is missing; install it: pip install gcsfs'."""
-    protocol = fsspec.core.split_protocol(url)[0] or "file"
-    known = known_implementations.get(protocol, {})
-    cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
-    package = cause.name or known.get("class", "").split(".")[0]
-    if not package or package == "fsspec":
-        return f"cannot open {url}: {_one_line(exc)}"
-    return f"cannot open {url}: the {package} package is missing; install it: pip install {package}"
