@@ -25,6 +25,7 @@ an abandoned one never touched LATEST, so the previous checkpoint stays the rest
 from __future__ import annotations
 
 import atexit
+from collections import deque
 import datetime
 import logging
 import os
@@ -92,24 +93,24 @@ class _MemorySink:
         done: dict[str, BlobInfo] = {}
         failed: dict[str, Exception] = {}
         for content, name, fill, _ in items:
-            # A bytearray, not BytesIO.getbuffer(): a view exported from a BytesIO that the
-            # garbage collector frees first crashes CPython 3.12.1 ("deallocated BytesIO
-            # object has exported buffers").
-            data = bytearray()
+            # A list of immutable chunks: one copy of what the cell changed (the snapshot),
+            # no reallocation as it grows, and no BytesIO.getbuffer() view (a view exported
+            # from a BytesIO that the garbage collector frees first crashes CPython 3.12.1).
+            data: list[bytes] = []
             hasher = xxhash.xxh3_128()
 
             class _Writer:
                 def write(self, chunk: Any) -> int:
                     hasher.update(chunk)
-                    data.extend(chunk)
-                    return memoryview(chunk).nbytes
+                    data.append(bytes(chunk))
+                    return len(data[-1])
 
             try:
                 fill(_Writer())
             except Exception as exc:  # noqa: BLE001 - the caller decides what a failed fill means
                 failed[content] = exc
                 continue
-            info = BlobInfo(name, f"{DIGEST}:{hasher.hexdigest()}", len(data), 0.0)
+            info = BlobInfo(name, f"{DIGEST}:{hasher.hexdigest()}", sum(map(len, data)), 0.0)
             self.pending[content] = (info, data)
             done[content] = info
         return done, failed
@@ -126,6 +127,7 @@ class _Job:
     result: CheckpointResult
     covers_cell: int
     pause: float = 0.0
+    direct_bytes: int = 0  # written in the foreground (over the memory budget) before queueing
 
     @property
     def nbytes(self) -> int:
@@ -162,7 +164,7 @@ class AutoCheckpointer:
         self.last_completed: Completed | None = None
         self.last_error: str | None = None
         self._commits = 0
-        self.pauses: list[float] = []  # seconds each auto-checkpoint held up the kernel
+        self.pauses: deque[float] = deque(maxlen=1000)  # seconds each auto-checkpoint held up the kernel
         atexit.register(self.close)
 
     # Main thread ------------------------------------------------------------------------------
@@ -203,7 +205,8 @@ class AutoCheckpointer:
             self._sequence += 1
             # What the user waited for: planning, serializing, and any foreground write.
             job = _Job(self._sequence, store, prepared.manifest, payload, prepared.result,
-                       prepared.manifest["covers_cell"], time.perf_counter() - started)
+                       prepared.manifest["covers_cell"], time.perf_counter() - started,
+                       sum(b.size for b in sink.direct.values()))
             self._last_prepared = time.monotonic()
             self._queued = job  # replaces an older waiting job: they coalesce
             self._forget_unreferenced()
@@ -281,7 +284,7 @@ class AutoCheckpointer:
             for content, (info, data) in job.payload.items():
                 if content in confirmed:
                     continue
-                done = store.write_blob(info.key, lambda f, data=data: f.write(data))
+                done = store.write_blob(info.key, lambda f, data=data: [f.write(chunk) for chunk in data])
                 if done.digest != info.digest:
                     raise ElasticError(f"blob {info.key} changed while uploading")
                 written.append(done)
@@ -296,8 +299,8 @@ class AutoCheckpointer:
             with self._lock:
                 self._committed_sequence[store.url] = job.sequence
             self.session.measure(store.url, written)
-            self.last_completed = Completed(job.manifest["checkpoint"], store.url, job.covers_cell,
-                                            datetime.datetime.now(), sum(b.size for b in written), job.pause)
+            self.last_completed = Completed(job.manifest["checkpoint"], store.url, job.covers_cell, datetime.datetime.now(),
+                                            job.direct_bytes + sum(b.size for b in written), job.pause)
             self.last_error = None
             self._commits += 1
             if self.policy.keep > 0 and self._commits % _GC_EVERY == 0:

@@ -83,13 +83,15 @@ def _environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": sys.platform, "packages": packages}
 
 
-def _groups(recorder: Recorder, unpicklable: dict[str, str], fresh: bool = True) -> list[_Group]:
+def _groups(recorder: Recorder, unpicklable: dict[str, tuple[str, str]], fresh: bool = True) -> list[_Group]:
     names = recorder.names()
     fps = {n: recorder.fingerprint(n, fresh=fresh) for n in names}
     groups = []
     for members in overlapping(fps):
         reasons = [f"{n}: {fps[n].unpicklable}" for n in sorted(members) if fps[n].unpicklable]
-        reasons += [f"{n}: {unpicklable[n]}" for n in sorted(members) if n in unpicklable]
+        # Remembered failures count only while the value is the one that failed.
+        reasons += [f"{n}: {unpicklable[n][1]}" for n in sorted(members)
+                    if n in unpicklable and unpicklable[n][0] == fps[n].content]
         classes = [n for n in sorted(members) if isinstance(recorder.namespace[n], type)
                    and recorder.is_notebook_defined(recorder.namespace[n])]
         if classes:
@@ -161,7 +163,7 @@ def prepare_checkpoint(
     *,
     url: str,
     session: str,
-    unpicklable: dict[str, str],
+    unpicklable: dict[str, tuple[str, str]],
     known_blobs: dict[str, BlobInfo],
     sink: BlobSink | None,
     writer: str = "w",
@@ -173,7 +175,8 @@ def prepare_checkpoint(
     key; groups whose key is among them are not serialized again. `writer` goes into the
     names of new blobs. `sink=None` is a dry run. `fresh=False`
     trusts fingerprints cached by the recorder (right after a cell, they are current).
-    `unpicklable` (name -> reason) is updated with what failed to serialize.
+    `unpicklable` (name -> (content fingerprint, reason)) is updated with what failed to
+    serialize, so the next checkpoint does not try that value again.
     """
     started = time.perf_counter()
     names = recorder.names()
@@ -217,7 +220,7 @@ def prepare_checkpoint(
             group = groups[by_content[content]]
             reason = f"cannot be serialized ({type(exc).__name__}: {exc})".splitlines()[0]
             for n in group.info.names:
-                unpicklable[n] = reason
+                unpicklable[n] = (group.fingerprints[n].content, reason)
             warnings.warn(f"{', '.join(sorted(group.info.names))} {reason}; it will be recomputed",
                           UnpicklableWarning, stacklevel=4)
             group.info = GroupInfo(group.info.names, group.info.size, False, reason)
@@ -275,7 +278,7 @@ def take_checkpoint(
     bandwidth: Bandwidth,
     *,
     session: str,
-    unpicklable: dict[str, str],
+    unpicklable: dict[str, tuple[str, str]],
     known_blobs: dict[str, BlobInfo],
     writer: str = "w",
     progress: Callable[[int, str, str], Any] | None = None,

@@ -7,7 +7,8 @@ One base class for errors, one family of warnings on stdlib categories::
     ├── StorageError                 the checkpoint location cannot be read or written
     │   ├── CheckpointNotFoundError  no complete checkpoint at that location
     │   └── CorruptCheckpointError   a manifest or blob is unreadable, truncated or altered
-    └── RestoreError                 a restore could not bring the session back
+    ├── RestoreError                 a restore could not bring the session back
+    └── UntrustedCheckpointError     restoring it would run someone else's code: needs --trust
 
     ElasticWarning (UserWarning)     something was degraded, never lost silently
     ├── RecordingWarning             our recording of a cell failed; the user's cell did not
@@ -40,6 +41,15 @@ class CorruptCheckpointError(StorageError):
 
 class RestoreError(ElasticError):
     """A restore could not bring the session back."""
+
+
+class UntrustedCheckpointError(ElasticError):
+    """Restoring this checkpoint would run someone else's code; it needs `--trust`.
+    `summary` says what it would run."""
+
+    def __init__(self, message: str, summary: str = "") -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 class ElasticWarning(UserWarning):

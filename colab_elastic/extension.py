@@ -17,9 +17,9 @@ from IPython.utils.capture import capture_output
 
 from IPython.core.error import UsageError
 
-from . import colab, sharing
+from . import colab
 from .config import Settings, safe_name
-from .errors import ElasticError, RecordingWarning
+from .errors import ElasticError, RecordingWarning, UntrustedCheckpointError
 from .restore import RunOutcome
 from .session import Session
 
@@ -108,49 +108,56 @@ class ElasticMagics(Magics):
         """
         args = parse_argstring(self.elastic, line)
         options = _options(args.option)
-        session = self.session
         try:
-            if args.command == "checkpoint":
-                display(session.checkpoint(args.target, options))
-            elif args.command == "restore":
-                try:
-                    report = session.restore(args.target, options, trust=args.trust)
-                except sharing.UntrustedCheckpointError as exc:
-                    print(exc.summary)  # type: ignore[attr-defined]
-                    raise
-                display(report)
-            elif args.command == "share":
-                print(session.share(args.target, options))
-            elif args.command == "export":
-                if not args.target:
-                    raise UsageError("%elastic export needs a FILE (e.g. checkpoint.zip)")
-                size = session.export(args.target, args.source, options)
-                print(f"colab_elastic: wrote {args.target} ({size / 1e6:.1f} MB of stored values); "
-                      f"restore it with %elastic restore {args.target} --trust")
-            elif args.command == "plan":
-                display(session.plan(args.target, options))
-            elif args.command == "status":
-                display(session.status())
-            elif args.command == "auto":
-                policy = session.autosave.policy
-                if args.target not in (None, "on", "off"):
-
-                    raise UsageError("%elastic auto takes on or off")
-                if args.target is not None:
-                    policy.enabled = args.target == "on"
-                if args.interval is not None:
-                    policy.min_interval = args.interval
-                if args.after is not None:
-                    policy.long_cell = args.after
-                print(f"colab_elastic: auto-checkpoint {policy.describe()}, to {session.url()}")
-            elif args.command == "name":
-                if not args.target:
-
-                    raise UsageError("%elastic name needs a NAME")
-                session.settings.session = safe_name(args.target)
-                print(f"colab_elastic: session {session.settings.session}, checkpoints go to {session.url()}")
+            getattr(self, f"_{args.command}")(args, options)
         except ElasticError as exc:
             raise UsageError(f"colab_elastic: {exc}") from None
+
+    # One method per subcommand; each shows its result, never returns it (no Out[] clutter).
+    def _checkpoint(self, args: Any, options: dict[str, Any]) -> None:
+        display(self.session.checkpoint(args.target, options))
+
+    def _restore(self, args: Any, options: dict[str, Any]) -> None:
+        try:
+            report = self.session.restore(args.target, options, trust=args.trust)
+        except UntrustedCheckpointError as exc:
+            print(exc.summary)  # what it would run, above the one-line refusal
+            raise
+        display(report)
+
+    def _plan(self, args: Any, options: dict[str, Any]) -> None:
+        display(self.session.plan(args.target, options))
+
+    def _status(self, args: Any, options: dict[str, Any]) -> None:
+        display(self.session.status())
+
+    def _share(self, args: Any, options: dict[str, Any]) -> None:
+        print(self.session.share(args.target, options))
+
+    def _export(self, args: Any, options: dict[str, Any]) -> None:
+        if not args.target:
+            raise UsageError("%elastic export needs a FILE (e.g. checkpoint.zip)")
+        size = self.session.export(args.target, args.source, options)
+        print(f"colab_elastic: wrote {args.target} ({size / 1e6:.1f} MB of stored values); "
+              f"restore it with %elastic restore {args.target} --trust")
+
+    def _auto(self, args: Any, options: dict[str, Any]) -> None:
+        policy = self.session.autosave.policy
+        if args.target not in (None, "on", "off"):
+            raise UsageError("%elastic auto takes on or off")
+        if args.target is not None:
+            policy.enabled = args.target == "on"
+        if args.interval is not None:
+            policy.min_interval = args.interval
+        if args.after is not None:
+            policy.long_cell = args.after
+        print(f"colab_elastic: auto-checkpoint {policy.describe()}, to {self.session.url()}")
+
+    def _name(self, args: Any, options: dict[str, Any]) -> None:
+        if not args.target:
+            raise UsageError("%elastic name needs a NAME")
+        self.session.settings.session = safe_name(args.target)
+        print(f"colab_elastic: session {self.session.settings.session}, checkpoints go to {self.session.url()}")
 
 
 class Extension:

@@ -7,6 +7,7 @@ No IPython import: the extension hands it the namespace, a transform for cell so
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from . import colab, sharing
 from .checkpoint import CheckpointResult, take_checkpoint
 from .autosave import AutoCheckpointer, AutoPolicy
 from .config import Settings
-from .errors import CheckpointNotFoundError, ElasticError
+from .errors import CheckpointNotFoundError, ElasticError, UntrustedCheckpointError
 from .history import HistoryGraph
 from .planner import Bandwidth, Plan
 from .progress import progress_bar
@@ -76,10 +77,10 @@ class Session:
         self.recorder = Recorder(namespace, self.graph, hidden=hidden, transform=transform)
         self.graph.adopt(self.recorder.names())
         self.busy = False  # True while we checkpoint or restore: our own cell runs are not recorded
-        self.unpicklable: dict[str, str] = {}
+        self.unpicklable: dict[str, tuple[str, str]] = {}  # name -> (content that failed, why)
         self._bandwidth: dict[str, Bandwidth] = {}
         self._known_blobs: dict[str, dict[str, BlobInfo]] = {}
-        self._stores: dict[str, Store] = {}
+        self._stores: dict[tuple[str, str], Store] = {}
         self._writable: set[str] = set()
         # Goes into the names of the blobs this session writes, so that two kernels writing
         # the same content to one place never overwrite each other's bytes.
@@ -106,16 +107,16 @@ class Session:
     def bandwidth(self, url: str) -> Bandwidth:
         return self._bandwidth.get(url) or Bandwidth(self.settings.write_bandwidth, self.settings.read_bandwidth)
 
-    def store(self, url: str, storage_options: dict[str, Any] | None = None) -> Store:
-        """The store at `url`, opened once per session (new options open it again). The
-        default location gets the session's storage options."""
-        if not storage_options and url == self.url() and self.settings.storage_options:
-            storage_options = self.settings.storage_options
-            if url in self._stores:
-                return self._stores[url]
-        if storage_options or url not in self._stores:
-            self._stores[url] = Store(url, storage_options)
-        return self._stores[url]
+    def store(self, url: str, storage_options: dict[str, Any] | None = None,
+              opener: Callable[[str, dict[str, Any] | None], Store] = Store) -> Store:
+        """The store at `url` with these options, opened once per session. The default
+        location gets the session's own storage options."""
+        if not storage_options and url == self.url():
+            storage_options = self.settings.storage_options or None
+        key = (url, json.dumps(storage_options or {}, sort_keys=True, default=str))
+        if key not in self._stores:
+            self._stores[key] = opener(url, storage_options)
+        return self._stores[key]
 
     def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None) -> None:
         """Learn the destination's speed from real transfers (no probe files)."""
@@ -203,21 +204,15 @@ class Session:
         refused with UntrustedCheckpointError, whose `summary` says what it would run.
         """
         target = sharing.zip_url(self.url(url))
-        if not storage_options and target == self.url():
-            storage_options = self.settings.storage_options
-        store = self._stores.get(target) if not storage_options else None
-        if store is None:
-            store = self._stores[target] = sharing.open_for_restore(target, storage_options)
+        store = self.store(target, storage_options, opener=sharing.open_for_restore)
         manifest = store.latest()
         if not trust and sharing.is_foreign(store, manifest):
             from .report import foreign_text
 
             written_by = (manifest.get("author") or {}).get("name", "someone else")
-            error = sharing.UntrustedCheckpointError(
+            raise UntrustedCheckpointError(
                 f"{target} holds a checkpoint written by {written_by}; restoring it runs that author's code "
-                "(shown above): add --trust (or trust=True) if you trust it")
-            error.summary = foreign_text(manifest)  # type: ignore[attr-defined]
-            raise error
+                "(shown above): add --trust (or trust=True) if you trust it", foreign_text(manifest))
         self.autosave.cancel_queued()
         self.autosave.wait()
         self.busy = True

@@ -29,14 +29,10 @@ from typing import Any
 
 import fsspec
 
-from .errors import ElasticError, StorageError
+from .errors import StorageError
 from .store import LATEST, Store
 
 log = logging.getLogger("colab_elastic.sharing")
-
-
-class UntrustedCheckpointError(ElasticError):
-    """Restoring this checkpoint would run someone else's code; it needs `--trust`."""
 
 
 def author_id() -> str:

@@ -155,3 +155,13 @@ def test_naming_the_session_moves_its_default_location(shell, tmp_path, monkeypa
     shell.run_line_magic("load_ext", "colab_elastic")
     shell.run_line_magic("elastic", "name experiment-7")
     assert str(tmp_path / ".colab_elastic" / "experiment-7") in capsys.readouterr().out
+
+
+def test_a_name_rebound_to_a_picklable_value_is_stored_again(shell, tmp_path):
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_cell("import time\ntime.sleep(0.2)\nthing = [memoryview(b'abc')]", store_history=True)
+    with pytest.warns(colab_elastic.ElasticWarning):
+        colab_elastic.checkpoint(str(tmp_path / "c"))
+    shell.run_cell("time.sleep(0.2)\nthing = [1, 2, 3]", store_history=True)
+    result = colab_elastic.checkpoint(str(tmp_path / "c"))
+    assert next(g for g in result.plan.groups if "thing" in g.names).action == "store"
