@@ -275,6 +275,7 @@ class AutoCheckpointer:
                     self._inflight = None
                     self._forget_unreferenced()
                     self._lock.notify_all()
+            del job  # its snapshot bytes go now, not when the next checkpoint arrives
 
     def _run(self, job: _Job) -> None:
         store = job.store
