@@ -17,7 +17,7 @@ from IPython.utils.capture import capture_output
 
 from IPython.core.error import UsageError
 
-from . import colab
+from . import colab, randomness
 from .config import Settings, safe_name
 from .errors import ElasticError, RecordingWarning, UntrustedCheckpointError
 from .restore import RunOutcome
@@ -33,11 +33,13 @@ class ShellRunner:
         self.shell = shell
         self.namespace = shell.user_ns
 
-    def run(self, code: str) -> RunOutcome:
+    def run(self, code: str, rng: str | None = None) -> RunOutcome:
         # silent=True fires no pre/post_run_cell events and keeps history untouched. ipykernel
         # publishes tracebacks straight to the frontend, past any output capture: we report
         # a rerun's traceback ourselves, so the shell's own display of it is muted meanwhile.
         shell = self.shell
+        if rng is not None:
+            randomness.apply(rng)
         shell.showtraceback = _quiet_traceback
         try:
             with capture_output(display=True):

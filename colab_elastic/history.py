@@ -37,6 +37,7 @@ class CellExecution:
     rerunnable: bool = True
     note: str = ""
     cell_id: str | None = None  # the frontend's id of the cell, when it sends one
+    rng: str | None = None  # global random state before the cell, if the cell drew from it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class CellExecution:
             "rerunnable": self.rerunnable,
             "note": self.note,
             "cell_id": self.cell_id,
+            "rng": self.rng,
         }
 
     @classmethod
@@ -65,6 +67,7 @@ class CellExecution:
             rerunnable=bool(data.get("rerunnable", True)),
             note=str(data.get("note", "")),
             cell_id=data.get("cell_id"),
+            rng=data.get("rng"),
         )
 
 
@@ -98,6 +101,7 @@ class HistoryGraph:
         rerunnable: bool = True,
         note: str = "",
         cell_id: str | None = None,
+        rng: str | None = None,
     ) -> CellExecution:
         """Add one execution; `reads`/`writes`/`deletes` are names, versions are assigned here."""
         read_refs = tuple(sorted((n, self.active[n]) for n in set(reads) if n in self.active))
@@ -111,7 +115,7 @@ class HistoryGraph:
         for name in gone:
             del self.active[name]
         execution = CellExecution(
-            self.next_index, code, runtime, read_refs, tuple(write_refs), gone, error, rerunnable, note, cell_id
+            self.next_index, code, runtime, read_refs, tuple(write_refs), gone, error, rerunnable, note, cell_id, rng
         )
         self.executions.append(execution)
         return execution

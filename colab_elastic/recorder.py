@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from . import randomness
 from .analysis import analyze_cell, reachable_names, replayable_code
 from .errors import RecordingWarning
 from .fingerprint import Fingerprint, fingerprint
@@ -34,6 +35,7 @@ class _Pending:
     loads: frozenset[str] = frozenset()
     failure: str = ""
     cell_id: str | None = None
+    rng: randomness.State | None = None
 
 
 class Recorder:
@@ -86,6 +88,7 @@ class Recorder:
             return
         pending = _Pending(raw_cell, started, ids, cell_id=cell_id)
         try:
+            pending.rng = randomness.capture()
             analysis = analyze_cell(self.transform(raw_cell))
             if not analysis.parsed:
                 pending.failure = "the cell could not be parsed"
@@ -148,6 +151,9 @@ class Recorder:
             self.fingerprint(name, fresh=True)
 
         note = pending.failure
+        rng = None
+        if pending.rng is not None and randomness.changed(pending.rng, randomness.capture()):
+            rng = randomness.encode(pending.rng)  # the cell drew random numbers: replay them
         execution = self.graph.record(
             replayable_code(pending.raw_cell),
             runtime,
@@ -158,6 +164,7 @@ class Recorder:
             rerunnable=not note,
             note=note,
             cell_id=pending.cell_id,
+            rng=rng,
         )
         log.debug("recorded cell %d: reads %s writes %s", execution.index, execution.reads, execution.writes)
         return execution

@@ -43,7 +43,9 @@ class Runner(Protocol):
 
     namespace: dict[str, Any]
 
-    def run(self, code: str) -> RunOutcome: ...
+    def run(self, code: str, rng: str | None = None) -> RunOutcome:
+        """Run `code` quietly; `rng` is the global random state to start from (see randomness)."""
+        ...
 
 
 class Progress(Protocol):
@@ -235,7 +237,7 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], runner: Runn
             if step in reruns:
                 cell = cells[step]
                 bar.set_postfix_str(f"cell {step}")
-                outcome = runner.run(cell.code)
+                outcome = runner.run(cell.code, cell.rng)
                 if not outcome.ok and outcome.error != cell.error:
                     report.failures.append(CellFailure(step, cell.code, outcome.error or "error", outcome.traceback))
                     log.warning("rerun of cell %d failed: %s", step, outcome.error)
