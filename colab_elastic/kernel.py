@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +117,3 @@ class Kernel:
             self.close()
         except (RuntimeError, OSError):
             pass
-
-
-def python_executable() -> str:
-    return sys.executable

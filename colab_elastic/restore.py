@@ -182,14 +182,14 @@ def restore(
     else:
         raise RestoreError("restore did not converge")
 
-    # 3. Leftovers from reruns that the checkpointed session no longer had.
+    # 3. Leftovers from reruns: names the reruns wrote that the checkpointed session no longer had.
     live = set(ckpt.graph.active)
-    for name in list(namespace):
-        if name not in live and (name not in initial or namespace[name] is not initial[name]) and name in _written_names(ckpt.graph):
-            if name in initial:
-                namespace[name] = initial[name]
-            else:
-                del namespace[name]
+    written = _written_names(ckpt.graph)
+    for name in [n for n in namespace if n not in live and n in written]:
+        if name not in initial:
+            del namespace[name]
+        elif namespace[name] is not initial[name]:
+            namespace[name] = initial[name]
 
     # 4. Verify against the fingerprints taken at checkpoint time.
     _verify(ckpt, current, namespace, report)
@@ -240,7 +240,7 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], runner: Runn
                 outcome = runner.run(cell.code, cell.rng)
                 if not outcome.ok and outcome.error != cell.error:
                     report.failures.append(CellFailure(step, cell.code, outcome.error or "error", outcome.traceback))
-                    log.warning("rerun of cell %d failed: %s", step, outcome.error)
+                    log.info("rerun of cell %d failed: %s", step, outcome.error)
                 bar.update(1)
             for i in loads.get(step, []):
                 try:
@@ -253,7 +253,7 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], runner: Runn
         report.rerun_seconds = time.perf_counter() - rerun_started
     finally:
         bar.close()
-    report.loaded = sorted(n for i in sorted(set().union(*loads.values()) if loads else set()) for n in current.groups[i].names)
+    report.loaded = sorted(n for d in current.groups if d.action == "store" for n in d.names)
     report.recomputed = sorted(n for d in current.groups if d.action == "recompute" for n in d.names)
     return None
 
