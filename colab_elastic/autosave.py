@@ -313,6 +313,9 @@ class AutoCheckpointer:
         except ElasticError as exc:
             self.last_error = str(exc)
             log.warning("auto-checkpoint %s failed: %s", job.manifest["checkpoint"], exc)
+        except Exception as exc:  # noqa: BLE001 - a dead uploader thread would stop every later checkpoint
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("auto-checkpoint %s failed unexpectedly", job.manifest["checkpoint"], exc_info=True)
 
     def note_commit(self, url: str) -> None:
         """An explicit checkpoint committed: older background ones must not commit over it."""

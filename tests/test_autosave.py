@@ -150,3 +150,29 @@ def test_a_change_larger_than_the_memory_budget_is_streamed_in_the_foreground(sh
     assert autosave.last_completed.covers_cell == 1
     blobs = list((tmp_path / "default-location" / "blobs").iterdir())
     assert any(p.stat().st_size > 8_000_000 for p in blobs)
+
+
+@pytest.mark.gcs
+def test_checkpoints_due_while_one_uploads_coalesce(shell, monkeypatch, gcs_url):
+    """Cells faster than the upload: at most one checkpoint waits behind the one uploading,
+    newer ones replace it, and the last cell's state is the one that ends up committed."""
+    monkeypatch.setenv("COLAB_ELASTIC_AUTO", "on")
+    monkeypatch.setenv("COLAB_ELASTIC_URL", gcs_url.url)
+    monkeypatch.setenv("COLAB_ELASTIC_STORAGE_OPTIONS", json.dumps(gcs_url.storage_options))
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_line_magic("elastic", "auto on --interval 0 --after 0")
+    shell.run_cell("import time\nimport numpy as np\ntime.sleep(1.0)\nstate = np.zeros(2_500_000)", store_history=True)
+    autosave = _session().autosave
+    waiting = []
+    for _ in range(6):
+        shell.run_cell("state += 1", store_history=True)
+        with autosave._lock:
+            waiting.append(sum(info.size for info, _ in autosave._pending.values()))
+    assert autosave.wait(60)
+    last = autosave.last_completed
+    assert autosave.last_error is None, autosave.last_error
+    assert last.covers_cell == 7  # the newest state won
+    commits = {m for m in _session().store(gcs_url.url).fs.ls(f"{gcs_url.url}/manifests")}
+    assert len(commits) < 7, "no checkpoint was coalesced"
+    # never more than the one uploading plus the one waiting: two 20 MB snapshots
+    assert max(waiting) <= 2 * 20_000_000 + 1_000_000
