@@ -69,3 +69,12 @@ def cell_id(shell: Any) -> str | None:
     metadata = parent.get("metadata") or {}
     found = metadata.get("cellId") or (metadata.get("colab") or {}).get("cell_id")
     return str(found) if found else None
+
+
+def ephemeral_location_warning(url: str) -> str | None:
+    """In Colab, a local folder dies with the runtime: say so, and where to go instead."""
+    if not in_colab() or "://" in url or on_drive(url):
+        return None
+    return ("this folder is on the runtime's own disk and is lost when the runtime is deleted; "
+            "mount Google Drive (`from google.colab import drive; drive.mount('/content/drive')`, "
+            "later checkpoints then go there) or set COLAB_ELASTIC_URL to a gs:// bucket")

@@ -215,7 +215,11 @@ def load(shell: Any) -> Extension:
     extension = Extension(shell)
     extension.register()
     _extensions[id(shell)] = extension
-    print(f"colab_elastic: recording this session; checkpoints go to {extension.session.url()}")
+    url = extension.session.url()
+    print(f"colab_elastic: recording this session; checkpoints go to {url}")
+    warning = colab.ephemeral_location_warning(url)
+    if warning:
+        print(f"colab_elastic: {warning}")
     return extension
 
 
