@@ -206,7 +206,7 @@ class Session:
         target = sharing.zip_url(self.url(url))
         store = self.store(target, storage_options, opener=sharing.open_for_restore)
         manifest = store.latest()
-        if not trust and sharing.is_foreign(store, manifest):
+        if not trust and sharing.is_foreign(store, manifest, own_location=url is None or url == self.url()):
             from .report import foreign_text
 
             written_by = (manifest.get("author") or {}).get("name", "someone else")

@@ -6,6 +6,8 @@ run and need `--trust`. We tell the two apart like this:
 
 - a checkpoint whose recorded author id is yours is your own (the id lives in
   `~/.config/colab_elastic/author`, or `COLAB_ELASTIC_AUTHOR`);
+- the session's own default location is yours (that is where `%elastic restore` with no
+  URL looks, and where your auto-checkpoints go);
 - otherwise, a location you can write to is yours: your Drive, your bucket, a local folder.
   Whoever can write there can already change what you run, so asking adds no safety;
 - anything else is foreign: an `https://` URL, an exported file, a bucket you can only read.
@@ -67,10 +69,17 @@ def author() -> dict[str, str]:
     return {"id": author_id(), "name": f"{user}@{socket.gethostname()}"}
 
 
-def is_foreign(store: Store, manifest: dict[str, Any]) -> bool:
-    """Was this checkpoint written by someone else, at a place we cannot write to?"""
-    if (manifest.get("author") or {}).get("id") == author_id():
+def is_foreign(store: Store, manifest: dict[str, Any], *, own_location: bool = False) -> bool:
+    """Was this checkpoint written by someone else, at a place we cannot write to?
+
+    `own_location`: the session's own default location (where its auto-checkpoints go) is
+    ours by definition. A local folder is judged by its permissions; a remote one by a
+    probe object created and deleted next to the checkpoint (nothing of it is touched).
+    """
+    if own_location or (manifest.get("author") or {}).get("id") == author_id():
         return False
+    if store.local:
+        return not os.access(store.root, os.W_OK)
     try:
         store.check_writable()
     except StorageError:
