@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from IPython.core.error import UsageError
 
 from colab_elastic.cli import main as cli
 from tests.kernels import SNAPSHOT, Kernel, compare, run_cells
@@ -126,3 +127,24 @@ def test_share_says_what_to_send(tmp_path, gcs_url):
         assert "colab-elastic export" in out.stdout
     finally:
         kernel.close()
+
+
+def test_the_sessions_own_default_location_never_asks(shell, tmp_path, http_server, monkeypatch):
+    """Even read-only and written under another author id: restoring with no URL resumes
+    your own session (on a new Colab runtime the author file is gone)."""
+    base_url, served = http_server
+    monkeypatch.setenv("COLAB_ELASTIC_AUTHOR", "me-on-the-old-runtime")
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_cell("kept = {'a': 1}", store_history=True)
+    shell.run_line_magic("elastic", f"checkpoint {served / 'mine'}")
+    shell.run_line_magic("elastic", f"checkpoint {served / 'theirs'}")
+    shell.run_line_magic("unload_ext", "colab_elastic")
+    shell.reset(new_session=False)
+    monkeypatch.setenv("COLAB_ELASTIC_AUTHOR", "me-on-a-new-runtime")
+    monkeypatch.setenv("COLAB_ELASTIC_URL", f"{base_url}/mine")
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_line_magic("elastic", "restore")
+    assert shell.user_ns["kept"] == {"a": 1}
+    # Any other read-only URL, under another author id, is someone else's: it asks.
+    with pytest.raises(UsageError, match="--trust"):
+        shell.run_line_magic("elastic", f"restore {base_url}/theirs")
