@@ -12,10 +12,11 @@ from .errors import ElasticError
 def _inspect(url: str) -> int:
     from .planner import Plan
     from .report import human_bytes, plan_text
-    from .store import Store
+    from .sharing import open_for_restore
 
-    manifest = Store(url).latest()
-    print(f"checkpoint {manifest['checkpoint']} of session {manifest['session']!r}, created {manifest['created']}")
+    manifest = open_for_restore(url).latest()
+    author = (manifest.get("author") or {}).get("name", "unknown")
+    print(f"checkpoint {manifest['checkpoint']} of session {manifest['session']!r} by {author}, created {manifest['created']}")
     env = manifest.get("environment", {})
     print(f"python {env.get('python')}, colab_elastic {manifest.get('colab_elastic')}, "
           + ", ".join(f"{k} {v}" for k, v in sorted(env.get("packages", {}).items())))
@@ -26,9 +27,9 @@ def _inspect(url: str) -> int:
 
 
 def _verify(url: str) -> int:
-    from .store import Store
+    from .sharing import open_for_restore
 
-    store = Store(url)
+    store = open_for_restore(url)
     manifest = store.latest()
     bad = 0
     for entry in manifest["groups"]:

@@ -56,3 +56,4 @@ def test_cli_gc_dry_run_deletes_nothing(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "blobs")) == ["a", "b"]
     assert main(["gc", str(tmp_path), "--keep", "1"]) == 0
     assert sorted(os.listdir(tmp_path / "blobs")) == ["b"]
+
