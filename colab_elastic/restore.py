@@ -12,13 +12,14 @@ fails is reported with its traceback; the names it leaves missing are named.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .errors import CorruptCheckpointError, RestoreError, RestoreWarning
+from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError
 from .fingerprint import fingerprint
 from .history import HistoryGraph
 from .namespace import notebook_predicate
@@ -27,6 +28,10 @@ from .serialize import load_group
 from .store import Store
 
 log = logging.getLogger("colab_elastic.restore")
+
+# Blobs at least this large are streamed into place when loaded instead of fetched up front:
+# a 5 GB array then needs about 5 GB, not 10.
+STREAM_BYTES = int(float(os.environ.get("COLAB_ELASTIC_STREAM_MB", "32")) * 1e6)
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def restore(
     namespace = runner.namespace
     initial = dict(namespace)
 
-    # 1. Fetch and verify every stored blob, in parallel, before touching the namespace.
+    # 1. Fetch and verify the small stored blobs, in parallel, before touching the namespace.
     data: dict[int, bytes] = {}
     unstorable: dict[int, str] = {}
     wanted: dict[str, int] = {}
@@ -146,8 +151,9 @@ def restore(
         blob = ckpt.entries[i].get("blob")
         if blob is None:
             unstorable[i] = "the manifest lists no blob for it"
-        else:
+        elif int(blob["size"]) < STREAM_BYTES:
             wanted[blob["key"]] = i
+        # Larger blobs are streamed into place when their turn comes (see `_load`).
     blobs = [(b["key"], b["digest"], int(b["size"])) for b in (ckpt.entries[i]["blob"] for i in wanted.values())]
     bar = progress(sum(size for *_, size in blobs), "fetch", "B")
     read_started = time.perf_counter()
@@ -169,7 +175,7 @@ def restore(
     # 2. Walk the history; a group that fails to load sends us back to the start with a new plan.
     current = ckpt.plan if not unstorable else _replan(ckpt, unstorable)
     for _attempt in range(len(ckpt.entries) + 1):
-        failed = _walk(ckpt, current, data, runner, report, progress)
+        failed = _walk(ckpt, current, data, store, runner, report, progress)
         if failed is None:
             break
         index, reason = failed
@@ -218,7 +224,20 @@ def _reset(namespace: dict[str, Any], initial: dict[str, Any]) -> None:
     namespace.update(initial)
 
 
-def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], runner: Runner,
+def _load(ckpt: _Checkpoint, index: int, data: dict[int, bytes], store: Store, namespace: dict[str, Any],
+          report: RestoreReport) -> dict[str, Any]:
+    """One group's values: from bytes fetched already, or streamed from storage and checked."""
+    if index in data:
+        return load_group(data[index], namespace)
+    blob = ckpt.entries[index]["blob"]
+    started = time.perf_counter()
+    values = store.stream_blob(blob["key"], blob["digest"], int(blob["size"]), lambda f: load_group(f, namespace))
+    report.bytes_read += int(blob["size"])
+    report.read_seconds += time.perf_counter() - started
+    return values
+
+
+def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store, runner: Runner,
           report: RestoreReport, progress: Callable[[int, str, str], Progress]) -> tuple[int, str] | None:
     """Rerun and load in history order. Returns (group, reason) if a group failed to load."""
     loads: dict[int, list[int]] = {}
@@ -244,7 +263,9 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], runner: Runn
                 bar.update(1)
             for i in loads.get(step, []):
                 try:
-                    values = load_group(data[i], runner.namespace)
+                    values = _load(ckpt, i, data, store, runner.namespace, report)
+                except StorageError as exc:  # a streamed blob that is missing, truncated or altered
+                    return i, str(exc)
                 except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError, ValueError,
                         IndexError, KeyError, MemoryError) as exc:
                     return i, f"could not be loaded ({type(exc).__name__}: {exc})".splitlines()[0]

@@ -161,9 +161,11 @@ def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str
     _Pickler(file, namespace, _shared_roots(values)).dump(dict(values))
 
 
-def load_group(data: bytes, namespace: dict[str, Any]) -> dict[str, Any]:
-    """Read a group written by `dump_group`, resolving notebook names in `namespace`."""
-    values = _Unpickler(io.BytesIO(data), namespace).load()
+def load_group(data: bytes | BinaryIO, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Read a group written by `dump_group` (bytes, or a file read front to back), resolving
+    notebook names in `namespace`."""
+    file = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    values = _Unpickler(file, namespace).load()
     if not isinstance(values, dict):
         raise pickle.UnpicklingError("blob does not hold a variable group")
     return values

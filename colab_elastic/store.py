@@ -37,7 +37,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import fsspec
 import xxhash
@@ -53,6 +53,7 @@ log = logging.getLogger("colab_elastic.store")
 LATEST = "LATEST"
 DIGEST = "xxh3_128"
 
+T = TypeVar("T")
 Fill = Callable[[BinaryIO], None]  # writes one blob's bytes into the file it is given
 Progress = Callable[[int], object]  # told how many more bytes moved; may be called from threads
 
@@ -77,6 +78,44 @@ def digest_of(data: bytes | memoryview) -> str:
 
 def _default_workers() -> int:
     return max(1, int(os.environ.get("COLAB_ELASTIC_WORKERS", "4")))
+
+
+class _VerifyingReader:
+    """A read-only file that hashes and counts what passes through it (pickle reads from it)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.hasher = xxhash.xxh3_128()
+        self.size = 0
+
+    def _seen(self, data: Any) -> Any:
+        self.hasher.update(data)
+        self.size += memoryview(data).nbytes
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        return self._seen(self.file.read(n))
+
+    def readline(self, limit: int = -1) -> bytes:
+        return self._seen(self.file.readline(limit))
+
+    def readinto(self, buffer: Any) -> int:
+        # Straight into the caller's buffer (a numpy array's bytearray): no extra copy.
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            chunk = self.file.read(min(len(view) - filled, 8 << 20))
+            if not chunk:
+                break
+            view[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+        self._seen(view[:filled])
+        return filled
+
+    def drain(self) -> None:
+        """Read what the consumer left, so the digest covers the whole blob."""
+        while self.read(8 << 20):
+            pass
 
 
 class _DigestWriter:
@@ -350,6 +389,38 @@ class Store:
         if progress is not None:
             progress(size)
         return data
+
+    def stream_blob(self, key: str, digest: str, size: int, consume: Callable[[Any], T]) -> T:
+        """Hand `consume` the blob as a file read front to back (a large blob is never held in
+        memory whole); then check every byte against the recorded size and digest.
+
+        `consume`'s result is returned only if the blob checks out: otherwise the caller gets
+        CorruptCheckpointError and must discard whatever `consume` built. Sequential reads
+        only, so a server that ignores Range requests cannot hand back the wrong part.
+        """
+        path = self.path("blobs", key)
+        try:
+            with self._failing("read", f"blob {key}", keep=(FileNotFoundError,)):
+                # block_size=0 asks HTTP for one plain streaming GET; other backends read ahead.
+                raw = self.fs.open(path, "rb", block_size=0) if self.read_only else self.fs.open(path, "rb")
+        except FileNotFoundError:
+            raise CorruptCheckpointError(f"blob {key} is missing at {self.url}") from None
+        reader = _VerifyingReader(raw)
+        failure: BaseException | None = None
+        with raw, self._failing("read", f"blob {key}"):
+            try:
+                result = consume(reader)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, unless the blob explains it
+                failure = exc
+            reader.drain()
+        # A damaged blob is named as damaged, even when the damage already broke `consume`.
+        if reader.size != size:
+            raise CorruptCheckpointError(f"blob {key} at {self.url} has {reader.size} bytes, not the {size} recorded")
+        if f"{DIGEST}:{reader.hasher.hexdigest()}" != digest:
+            raise CorruptCheckpointError(f"blob {key} at {self.url} does not match its digest")
+        if failure is not None:
+            raise failure
+        return result
 
     def read_blobs(self, blobs: Iterable[tuple[str, str, int]], *,
                    progress: Progress | None = None) -> tuple[dict[str, bytes], dict[str, StorageError]]:

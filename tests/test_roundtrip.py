@@ -44,8 +44,9 @@ PYTHON_FEATURES = [
 ]
 
 
-def test_data_science_session_survives_a_kill(tmp_path, kernels):
-    trip = roundtrip(tmp_path, DATA_SCIENCE)
+@pytest.mark.parametrize("stream_mb", ["32", "0"], ids=["fetched", "streamed"])
+def test_data_science_session_survives_a_kill(tmp_path, kernels, stream_mb):
+    trip = roundtrip(tmp_path, DATA_SCIENCE, env={"COLAB_ELASTIC_STREAM_MB": stream_mb})
     kernels.append(trip.kernel)
     trip.assert_identical()
     assert "all variables restored and verified" in trip.restore.text

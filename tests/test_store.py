@@ -244,3 +244,25 @@ def test_concurrent_commits_from_threads_never_tear_the_pointer(location: Locati
     assert errors == []
     assert all(m == committed[m["checkpoint"]] for m in seen)
     assert store.latest()["checkpoint"] in {"a-11", "b-11"}
+
+
+@every_location
+def test_streamed_blob_is_read_front_to_back_and_checked(location: Location) -> None:
+    payload = bytes(range(256)) * 40_000  # 10 MB, read through `readinto` as pickle does
+    info = location.writer.write_blob("g-big", fill_with(payload))
+
+    def consume(f: Any) -> bytes:
+        head = f.read(100)
+        rest = bytearray(len(payload) - 100)
+        assert f.readinto(rest) == len(rest)
+        return head + bytes(rest)
+
+    assert location.reader.stream_blob("g-big", info.digest, info.size, consume) == payload
+    # a consumer that stops early still has the whole blob checked
+    assert location.reader.stream_blob("g-big", info.digest, info.size, lambda f: f.read(10)) == payload[:10]
+    location.writer.fs.pipe_file(location.writer.path("blobs", "g-big"), payload[:-1] + b"\x00")
+    with pytest.raises(CorruptCheckpointError, match="does not match its digest"):
+        location.reader.stream_blob("g-big", info.digest, info.size, consume)
+    location.writer.fs.pipe_file(location.writer.path("blobs", "g-big"), payload[:1000])
+    with pytest.raises(CorruptCheckpointError, match="1000 bytes, not the"):
+        location.reader.stream_blob("g-big", info.digest, info.size, consume)  # consume fails first: still named
