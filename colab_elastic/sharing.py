@@ -84,9 +84,6 @@ def is_foreign(store: Store, manifest: dict[str, Any], *, own_location: bool = F
         store.check_writable()
     except StorageError:
         return True
-    except (TypeError, ValueError, NotImplementedError):
-        # A backend that cannot write at all (a zip file opened for reading) says so this way.
-        return True
     return False
 
 

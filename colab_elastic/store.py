@@ -57,8 +57,8 @@ T = TypeVar("T")
 Fill = Callable[[BinaryIO], None]  # writes one blob's bytes into the file it is given
 Progress = Callable[[int], object]  # told how many more bytes moved; may be called from threads
 
-# Served over plain HTTP a checkpoint can be read, never written.
-_READ_ONLY_PROTOCOLS = frozenset({"http", "https"})
+# Served over plain HTTP, or exported to one zip file, a checkpoint can be read, never written.
+_READ_ONLY_PROTOCOLS = frozenset({"http", "https", "zip"})
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV, errno.EMLINK}
 
 
@@ -202,7 +202,8 @@ class Store:
 
     def _require_writable(self) -> None:
         if self.read_only:
-            raise StorageError(f"{self.url} is read-only (an HTTP server can share a checkpoint, not take one); "
+            raise StorageError(f"{self.url} is read-only (a web server or an exported file can share a checkpoint, "
+                               "not take one); "
                                "checkpoint to a folder, Drive or a gs:// bucket instead")
 
     def _bucket_missing(self) -> str:
