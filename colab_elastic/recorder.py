@@ -130,16 +130,18 @@ class Recorder:
         if pending.failure:
             # We do not know what the cell touched: everything it could see may have changed.
             modified = {n for n in now if n in pending.ids and n not in rebound}
+        refreshed: set[str] = set()  # fingerprinted after the cell already: never hash twice
         for name, before in pending.before.items():
             if name not in now or name in rebound:
                 continue
             after = self.fingerprint(name, fresh=True)
+            refreshed.add(name)
             # An opaque value (a generator, a C object) may have changed unseen: if the
             # cell could reach it, assume it did.
             if after.content != before.content or not after.complete:
                 modified.add(name)
         # A change made through one name is a change to every name sharing those objects.
-        for name in list(modified):
+        for name in [n for n in modified if n in pending.before]:
             shared = pending.before[name].objects
             for other, (obj_id, fp) in list(self._cache.items()):
                 if other in now and other not in rebound and other != name and now[other] == obj_id and fp.objects & shared:
@@ -147,7 +149,7 @@ class Recorder:
 
         for name in deleted:
             self._cache.pop(name, None)
-        for name in created | rebound | modified:
+        for name in (created | rebound | modified) - refreshed:
             self.fingerprint(name, fresh=True)
 
         note = pending.failure

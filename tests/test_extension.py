@@ -165,3 +165,18 @@ def test_a_name_rebound_to_a_picklable_value_is_stored_again(shell, tmp_path):
     shell.run_cell("time.sleep(0.2)\nthing = [1, 2, 3]", store_history=True)
     result = colab_elastic.checkpoint(str(tmp_path / "c"))
     assert next(g for g in result.plan.groups if "thing" in g.names).action == "store"
+
+
+def test_each_value_is_fingerprinted_once_after_a_cell(shell, monkeypatch):
+    from colab_elastic import recorder as recorder_module
+
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_cell("items = [1, 2]\nalias = items", store_history=True)
+    walked = []
+    real = recorder_module.fingerprint
+    monkeypatch.setattr(recorder_module, "fingerprint", lambda value, **kw: (walked.append(id(value)), real(value, **kw))[1])
+    shell.run_cell("items.append(3)\nfresh = 1", store_history=True)
+    # before: `items` comes from the cache; after: items, alias (changed through items) and fresh, once each
+    assert sorted(walked) == sorted([id(shell.user_ns["items"])] * 2 + [id(1)]), walked
+    execution = _session(shell).graph.executions[-1]
+    assert {"items", "alias", "fresh"} <= {n for n, _ in execution.writes}
