@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import StorageError
-from .store import LATEST, Store
+from .errors import CheckpointNotFoundError, StorageError
+from .store import Store
 
 log = logging.getLogger("colab_elastic.retention")
 
@@ -73,10 +73,10 @@ def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAU
     report = GarbageReport()
     now = time.time()
     try:
-        pointer = json.loads(store.fs.cat_file(store.path(LATEST)))
-        current = pointer["manifest"].rsplit("/", 1)[-1]
-    except FileNotFoundError:
+        _, current_path, _ = store.latest_files()
+    except CheckpointNotFoundError:
         return report  # nothing committed here yet: nothing is garbage
+    current = current_path.rsplit("/", 1)[-1]
     manifests = sorted((i for i in _listing(store, "manifests") if i["name"].endswith(".json")),
                        key=lambda i: i["name"])
     names = [i["name"].rsplit("/", 1)[-1] for i in manifests]

@@ -122,9 +122,8 @@ def export(url: str, path: str, storage_options: dict[str, Any] | None = None) -
     """Write the newest checkpoint at `url` into one zip file at `path` (blob by blob, so
     memory stays at one blob). Returns the bytes of the blobs written."""
     store = Store(url, storage_options)
-    manifest = store.latest()
-    pointer = store.fs.cat_file(store.path(LATEST))
-    name = json.loads(pointer)["manifest"]
+    pointer, name, body = store.latest_files()
+    manifest = json.loads(body)
     total = 0
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -135,7 +134,7 @@ def export(url: str, path: str, storage_options: dict[str, Any] | None = None) -
                     data = store.read_blob(blob["key"], blob["digest"], int(blob["size"]))
                     out.writestr(f"blobs/{blob['key']}", data)
                     total += len(data)
-            out.writestr(name, store.fs.cat_file(store.path(name)))
+            out.writestr(name, body)
             out.writestr(LATEST, pointer)  # last, as in a folder
         os.replace(tmp, path)
     except OSError as exc:

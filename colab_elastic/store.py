@@ -454,12 +454,14 @@ class Store:
                     pool.shutdown(wait=True, cancel_futures=True)  # no point writing on after the storage failed
                     future.result()
 
-    def latest(self) -> dict[str, Any]:
-        """The manifest of the newest complete checkpoint (found by name: LATEST, then its manifest)."""
+    def latest_files(self) -> tuple[bytes, str, bytes]:
+        """The newest commit's own bytes: the LATEST pointer, its manifest's name, and the
+        manifest, checked against the digest the pointer holds (for `latest` and for copies)."""
         try:
-            pointer = json.loads(self._cat(self.path(LATEST), "the LATEST pointer"))
-            name = pointer["manifest"]
-            expected = pointer["digest"]
+            pointer = self._cat(self.path(LATEST), "the LATEST pointer")
+            fields = json.loads(pointer)
+            name = fields["manifest"]
+            expected = fields["digest"]
         except FileNotFoundError:
             raise CheckpointNotFoundError(f"no checkpoint at {self.url}") from None
         except (ValueError, KeyError, TypeError) as exc:
@@ -473,6 +475,11 @@ class Store:
             raise CorruptCheckpointError(f"manifest {name} at {self.url} is missing") from None
         if digest_of(body) != expected:
             raise CorruptCheckpointError(f"manifest {name} at {self.url} does not match its digest")
+        return pointer, name, body
+
+    def latest(self) -> dict[str, Any]:
+        """The manifest of the newest complete checkpoint (found by name: LATEST, then its manifest)."""
+        _, name, body = self.latest_files()
         try:
             return json.loads(body)
         except ValueError as exc:
