@@ -52,7 +52,6 @@ class CheckpointResult:
     blobs_written: int
     blobs_reused: int
     seconds: float
-    write_seconds: float
     note: str = ""  # something the user must know about where it went (Drive sync, ...)
 
     def __repr__(self) -> str:
@@ -251,7 +250,6 @@ def prepare_checkpoint(
         blobs_written=len(written),
         blobs_reused=sum(1 for i, d in enumerate(current.groups) if d.action == "store" and groups[i].info.already_stored),
         seconds=time.perf_counter() - started,
-        write_seconds=sum(b.seconds for b in written),
     )
     if sink is None:
         return PreparedCheckpoint(result, None, written, referenced)

@@ -88,7 +88,6 @@ class Session:
         self.autosave = AutoCheckpointer(self, auto_policy)
         self.last_checkpoint: CheckpointResult | None = None
         self.last_checkpoint_time: datetime.datetime | None = None
-        self.last_restore: RestoreReport | None = None
 
     # Events --------------------------------------------------------------------------------
     def before_cell(self, raw_cell: str, cell_id: str | None = None) -> None:
@@ -226,7 +225,6 @@ class Session:
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
         self.measure(target, read=(report.bytes_read, report.read_seconds))
         self._known_blobs.setdefault(target, {}).update(_manifest_blobs(manifest))
-        self.last_restore = report
         return report
 
     def share(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> str:

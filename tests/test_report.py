@@ -93,7 +93,6 @@ def _checkpoint() -> CheckpointResult:
         blobs_written=3,
         blobs_reused=1,
         seconds=1.5,
-        write_seconds=1.2,
     )
 
 
