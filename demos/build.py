@@ -76,12 +76,16 @@ print(f"R^2 = {model.score(X_test, y_test):.4f}")
 
 def quickstart() -> nbformat.NotebookNode:
     name = "01_quickstart_drive.ipynb"
+    def setup() -> list:  # what every new runtime needs first (again after the disconnect)
+        return [
+            code("%pip install -q colab-elastic", "colab-only"),
+            code("from google.colab import drive\ndrive.mount('/content/drive')", "colab-only"),
+        ]
     return new_notebook(cells=[
         md(f"# colab_elastic quickstart: survive a disconnect\n{badge(name)}\n\n"
            "Record this notebook, checkpoint it to Google Drive, disconnect the runtime, and get every "
            "variable back on a new one without rerunning the slow cells."),
-        code("%pip install -q colab-elastic", "colab-only"),
-        code("from google.colab import drive\ndrive.mount('/content/drive')", "colab-only"),
+        *setup(),
         md("Load the extension: from now on every cell is recorded (and auto-checkpointed to Drive)."),
         code("%load_ext colab_elastic"),
         *WORKLOAD,
@@ -90,8 +94,7 @@ def quickstart() -> nbformat.NotebookNode:
         code("%elastic checkpoint"),
         md("## Now disconnect\n**Runtime > Disconnect and delete runtime**, then reconnect and run the cells below. "
            "(Every variable above is gone from memory.)", "disconnect-here"),
-        code("%pip install -q colab-elastic", "colab-only"),
-        code("from google.colab import drive\ndrive.mount('/content/drive')", "colab-only"),
+        *setup(),
         code("%load_ext colab_elastic\n%elastic restore"),
         RESUME_CHECK,
     ])
@@ -99,21 +102,23 @@ def quickstart() -> nbformat.NotebookNode:
 
 def gcs() -> nbformat.NotebookNode:
     name = "02_gcs.ipynb"
+    def setup() -> list:  # what every new runtime needs first (again on the other runtime)
+        return [
+            code("%pip install -q colab-elastic gcsfs", "colab-only"),
+            code("from google.colab import auth\nauth.authenticate_user()", "colab-only"),
+            code('URL = "gs://YOUR-BUCKET/colab_elastic/taxi-demo"  # change this\nOPTIONS = {}', "parameters"),
+        ]
     return new_notebook(cells=[
         md(f"# Checkpoint to Google Cloud Storage, restore on another runtime\n{badge(name)}\n\n"
            "Use a bucket you can write to. The checkpoint is a folder of immutable files plus one pointer, "
            "so a second runtime (or a teammate with read access) restores from the same URL."),
-        code("%pip install -q colab-elastic gcsfs", "colab-only"),
-        code("from google.colab import auth\nauth.authenticate_user()", "colab-only"),
-        code('URL = "gs://YOUR-BUCKET/colab_elastic/taxi-demo"  # change this\nOPTIONS = {}', "parameters"),
+        *setup(),
         code("%load_ext colab_elastic\nimport colab_elastic"),
         *WORKLOAD,
         code("colab_elastic.checkpoint(URL, **OPTIONS)"),
         md("## On another runtime\nOpen this notebook on a new runtime (or **Disconnect and delete runtime**), "
            "authenticate again, and restore from the bucket.", "disconnect-here"),
-        code("%pip install -q colab-elastic gcsfs", "colab-only"),
-        code("from google.colab import auth\nauth.authenticate_user()", "colab-only"),
-        code('URL = "gs://YOUR-BUCKET/colab_elastic/taxi-demo"  # change this\nOPTIONS = {}', "parameters"),
+        *setup(),
         code("%load_ext colab_elastic\nimport colab_elastic\ncolab_elastic.restore(URL, **OPTIONS)"),
         RESUME_CHECK,
     ])

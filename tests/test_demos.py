@@ -39,22 +39,21 @@ def _parts(name: str, parameters: list[str]) -> tuple[list[str], list[str]]:
 def _run_across_a_disconnect(tmp_path: Path, name: str, parameters: list[str], env: dict[str, str],
                              env_after: dict[str, str] | None = None) -> tuple[str, str]:
     before, after = _parts(name, parameters)
-    first = Kernel(cwd=str(tmp_path), env=env)
-    try:
-        outputs = [first.run(code) for code in before]
-    finally:
-        first.kill()
-    for code, out in zip(before, outputs):
-        assert out.error is None, f"{name}: cell failed:\n{code}\n{out.error}"
-    second = Kernel(cwd=str(tmp_path), env={**env, **(env_after or {})})
-    try:
-        resumed = [second.run(code) for code in after]
-    finally:
-        second.close()
-    for code, out in zip(after, resumed):
-        assert out.error is None, f"{name}: cell failed after the disconnect:\n{code}\n{out.error}"
+    outputs = _run(Kernel(cwd=str(tmp_path), env=env), before, f"{name}, before the disconnect", kill=True)
+    resumed = _run(Kernel(cwd=str(tmp_path), env={**env, **(env_after or {})}), after, f"{name}, after it")
     trained = next(o.stdout for o in outputs if "trained in" in o.stdout)
     return trained, "\n".join(o.text for o in resumed)
+
+
+def _run(kernel: Kernel, cells: list[str], phase: str, kill: bool = False) -> list:
+    """Run `cells` in `kernel`, then kill it (a disconnect) or close it; every cell must succeed."""
+    try:
+        outputs = [kernel.run(code) for code in cells]
+    finally:
+        kernel.kill() if kill else kernel.close()
+    for code, out in zip(cells, outputs):
+        assert out.error is None, f"{phase}: cell failed:\n{code}\n{out.error}"
+    return outputs
 
 
 def _r2(text: str) -> str:
