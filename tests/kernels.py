@@ -54,6 +54,21 @@ def compare(kernel: Kernel, snapshot: Path) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def restore_in_new_kernel(cwd: Path, restore: str, env: dict[str, str] | None = None,
+                          log: str | None = None) -> tuple[Kernel, CellOutput]:
+    """A new runtime: start a kernel, `%load_ext colab_elastic`, run the `%elastic restore ...`
+    line given. Returns the kernel (the caller closes it) and the restore's output."""
+    kernel = Kernel(cwd=str(cwd), env=env, log=log)
+    try:
+        kernel.run("%load_ext colab_elastic").raise_for_error()
+        restored = kernel.run(restore)
+        restored.raise_for_error()
+    except BaseException:
+        kernel.close()
+        raise
+    return kernel, restored
+
+
 def roundtrip(
     tmp_path: Path,
     cells: Sequence[str],
@@ -82,11 +97,9 @@ def roundtrip(
         first.kill()
     if between is not None:
         between(tmp_path)
-    second = Kernel(cwd=str(tmp_path), env=env, log=str(tmp_path / "kernel2.log"))
+    second, restored = restore_in_new_kernel(tmp_path, f"%elastic restore {url} {restore_args}".strip(), env,
+                                             log=str(tmp_path / "kernel2.log"))
     try:
-        second.run("%load_ext colab_elastic").raise_for_error()
-        restored = second.run(f"%elastic restore {url} {restore_args}".strip())
-        restored.raise_for_error()
         comparison = compare(second, snapshot)
     except BaseException:
         second.close()

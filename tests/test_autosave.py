@@ -9,7 +9,7 @@ import time
 import pytest
 
 import colab_elastic
-from tests.kernels import SNAPSHOT, Kernel, compare
+from tests.kernels import SNAPSHOT, Kernel, compare, restore_in_new_kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -103,11 +103,8 @@ def _kill_and_restore(tmp_path, seed: int, env: dict[str, str]) -> None:
         time.sleep(rng.uniform(0.0, 0.4))
     finally:
         first.kill()
-    second = Kernel(cwd=str(tmp_path), env=env)
+    second, _ = restore_in_new_kernel(tmp_path, "%elastic restore", env)
     try:
-        second.run("%load_ext colab_elastic").raise_for_error()
-        out = second.run("%elastic restore")
-        out.raise_for_error()
         matches = [i for i, snap in enumerate(snapshots) if set(compare(second, snap)["values"].values()) == {"same"}]
         if not matches:
             # The kill came after the killed cell's own checkpoint committed: then every value
@@ -130,10 +127,8 @@ def test_a_polite_shutdown_finishes_or_abandons_cleanly(tmp_path):
     first.send("kept = kept * 3")
     first.manager.shutdown_kernel(now=False)  # like `exit` or Runtime > Restart
     first.close()
-    second = Kernel(cwd=str(tmp_path))
+    second, _ = restore_in_new_kernel(tmp_path, "%elastic restore")
     try:
-        second.run("%load_ext colab_elastic").raise_for_error()
-        second.run("%elastic restore").raise_for_error()
         out = second.run("print(int(kept[1]))")
         assert out.stdout.strip() in {"1", "3"}
         if out.stdout.strip() == "1":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernels import SNAPSHOT, Kernel, compare, roundtrip
+from tests.kernels import SNAPSHOT, Kernel, compare, restore_in_new_kernel, roundtrip
 
 pytestmark = pytest.mark.kernel
 
@@ -76,11 +76,8 @@ def test_an_unrestorable_value_is_named_with_its_reason(tmp_path, kernels):
         assert "cannot be restored: guard" in out.text
     finally:
         first.kill()
-    second = Kernel(cwd=str(tmp_path))
+    second, out = restore_in_new_kernel(tmp_path, f"%elastic restore {tmp_path / 'ckpt'}")
     kernels.append(second)
-    second.run("%load_ext colab_elastic").raise_for_error()
-    out = second.run(f"%elastic restore {tmp_path / 'ckpt'}")
-    out.raise_for_error()
     assert "NOT restored" in out.text and "guard" in out.text and "before recording started" in out.text
     assert second.run("print(kept)").stdout.strip() == "[1, 2]"
 
@@ -104,10 +101,8 @@ def test_a_kill_during_a_checkpoint_leaves_a_complete_checkpoint(tmp_path, kerne
         time.sleep(rng.uniform(0.0, 0.25))
         first.kill()
         kernels.remove(first)
-        second = Kernel(cwd=str(tmp_path))
+        second, _ = restore_in_new_kernel(tmp_path, f"%elastic restore {url}")
         kernels.append(second)
-        second.run("%load_ext colab_elastic").raise_for_error()
-        second.run(f"%elastic restore {url}").raise_for_error()
         matches = [i for i in range(1, attempt + 3)
                    if set(compare(second, tmp_path / f"snap-{i}")["values"].values()) == {"same"}]
         assert matches, f"attempt {attempt}: the restored state matches no complete checkpoint"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kernels import Kernel, compare, roundtrip, run_cells
+from tests.kernels import SNAPSHOT, compare, restore_in_new_kernel, roundtrip, run_cells
 
 pytestmark = pytest.mark.kernel
 
@@ -80,13 +80,11 @@ def test_recording_continues_after_restore(tmp_path, kernels):
     second = trip.kernel
     run_cells(second, ["slow.append(99)", "fresh = len(slow)"])
     second.run(f"%elastic checkpoint {tmp_path / 'ckpt'}").raise_for_error()
-    second.run(f"__import__('colab_elastic.compare', fromlist=['snapshot']).snapshot({str(tmp_path / 'second.snapshot')!r})").raise_for_error()
+    second.run(SNAPSHOT.format(path=str(tmp_path / "second.snapshot"))).raise_for_error()
     second.kill()
     kernels.remove(second)
-    third = Kernel(cwd=str(tmp_path))
+    third, _ = restore_in_new_kernel(tmp_path, f"%elastic restore {tmp_path / 'ckpt'}")
     kernels.append(third)
-    third.run("%load_ext colab_elastic").raise_for_error()
-    third.run(f"%elastic restore {tmp_path / 'ckpt'}").raise_for_error()
     result = compare(third, tmp_path / "second.snapshot")
     assert set(result["values"].values()) == {"same"}, result
     out = third.run("print(slow[-1], fresh)")
