@@ -289,6 +289,11 @@ class _Walk:
         # Order-independent: set order depends on the process's hash seed.
         digests = []
         for item in items:
+            if type(item) in _ATOMIC:
+                # Most set members are strings or numbers: hash them without a walk of their own.
+                digests.append(xxhash.xxh3_64_hexdigest(f"{type(item).__name__}\x00{item!r}".encode("utf-8", "surrogatepass")))
+                self.size += 8
+                continue
             sub = fingerprint(item, budget=self.budget, is_notebook_defined=self.is_notebook_defined)
             digests.append(sub.content)
             self.objects |= sub.objects
