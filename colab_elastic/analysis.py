@@ -236,10 +236,13 @@ def reachable_names(
 
 def _notebook_code_objects(value: Any, is_notebook_function: Callable[[Any], bool]) -> list[types.CodeType]:
     """Code objects of a notebook function, or of the methods of a notebook class."""
-    if isinstance(value, types.FunctionType):
+    # type(), not isinstance(): isinstance asks the value for its `__class__`, and a hostile
+    # value's `__getattribute__` may raise (which would cost the cell its analysis).
+    kind = type(value)
+    if kind is types.FunctionType:
         return [value.__code__] if is_notebook_function(value) else []
     # A notebook class, or an instance of one: calling its methods reads their globals.
-    cls = value if isinstance(value, type) else type(value)
+    cls = value if issubclass(kind, type) else kind
     codes = []
     for klass in getattr(cls, "__mro__", ()):
         for attr in vars(klass).values():

@@ -39,11 +39,13 @@ import xxhash
 from .checkpoint import CheckpointResult, StoreSink, prepare_checkpoint
 from .errors import ElasticError
 from .history import CellExecution
+from .lineage import kept_beside_note
 from .retention import DEFAULT_KEEP, collect_garbage
 from .store import DIGEST, BlobInfo, Store
 
 if TYPE_CHECKING:
     from .session import Session
+
 
 log = logging.getLogger("colab_elastic.autosave")
 
@@ -126,6 +128,7 @@ class _Job:
     payload: dict[str, tuple[BlobInfo, Any]]
     result: CheckpointResult
     covers_cell: int
+    references: dict[str, BlobInfo]  # every blob the manifest names, by content key
     pause: float = 0.0
     direct_bytes: int = 0  # written in the foreground (over the memory budget) before queueing
 
@@ -171,6 +174,10 @@ class AutoCheckpointer:
     def after_cell(self, execution: CellExecution | None) -> None:
         if not self.policy.enabled or execution is None or self._closed:
             return
+        if not self.session.may_autosave(self.session.url()):
+            return  # another session's checkpoint is there: never bury it before the user chooses
+        if not (execution.writes or execution.deletes) and self._sequence > 0:
+            return  # nothing changed: the last checkpoint is this state already
         now = time.monotonic()
         if now - self._last_prepared < self.policy.min_interval and execution.runtime < self.policy.long_cell:
             return
@@ -205,7 +212,7 @@ class AutoCheckpointer:
             self._sequence += 1
             # What the user waited for: planning, serializing, and any foreground write.
             job = _Job(self._sequence, store, prepared.manifest, payload, prepared.result,
-                       prepared.manifest["covers_cell"], time.perf_counter() - started,
+                       prepared.manifest["covers_cell"], dict(prepared.blobs), time.perf_counter() - started,
                        sum(b.size for b in sink.direct.values()))
             self._last_prepared = time.monotonic()
             self._queued = job  # replaces an older waiting job: they coalesce
@@ -296,9 +303,15 @@ class AutoCheckpointer:
                 if job.sequence < self._committed_sequence.get(store.url, 0):
                     log.info("auto-checkpoint %s superseded before commit", job.manifest["checkpoint"])
                     return
-            store.commit(job.manifest)
+            moved = self.session.commit(store, job.manifest)
             with self._lock:
                 self._committed_sequence[store.url] = job.sequence
+                # Only what the newest manifest references is sure to outlive garbage collection.
+                self.session.set_known_blobs(store, job.references)
+            if not moved:
+                self.last_error = f"auto-checkpoint {job.manifest['checkpoint']} {kept_beside_note(store)}"
+                log.warning("%s", self.last_error)
+                return
             self.session.measure(store.url, written)
             self.last_completed = Completed(job.manifest["checkpoint"], store.url, job.covers_cell, datetime.datetime.now(),
                                             job.direct_bytes + sum(b.size for b in written), job.pause)

@@ -5,13 +5,17 @@
 Blobs are keyed by the content fingerprint of their group, so a group unchanged since an
 earlier checkpoint to the same place is not written again. A group that turns out not to
 pickle is marked unstorable and the plan is made again without it.
+
+Isolation per value: whatever one value raises while it is fingerprinted, grouped or
+serialized marks its group unstorable, with the reason, and the checkpoint goes on (the
+group is recomputed by rerunning its cells). Only a failure of the storage stops it.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
-import pickle
 import platform
 import sys
 import time
@@ -25,7 +29,7 @@ import xxhash
 
 from . import sharing
 from ._version import __version__
-from .errors import UnpicklableWarning
+from .errors import StorageError, UnpicklableWarning, describe
 from .fingerprint import Fingerprint, overlapping
 from .history import HistoryGraph
 from .planner import Bandwidth, GroupInfo, Plan, plan
@@ -36,9 +40,9 @@ from .store import BlobInfo, Store
 log = logging.getLogger("colab_elastic.checkpoint")
 
 FORMAT = 1
-# What a fill raises when a value does not serialize (as opposed to the storage failing).
-_SERIALIZATION_ERRORS = (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError)
-_REPORTED_PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "ipython", "ipykernel", "cloudpickle")
+# Distribution name -> the module whose loaded version the manifest records.
+_REPORTED_PACKAGES = {"numpy": "numpy", "pandas": "pandas", "scikit-learn": "sklearn", "torch": "torch",
+                      "ipython": "IPython", "ipykernel": "ipykernel", "cloudpickle": "cloudpickle"}
 
 
 @dataclass(frozen=True)
@@ -72,13 +76,25 @@ class _Group:
     fingerprints: dict[str, Fingerprint]
 
 
+@functools.lru_cache(maxsize=None)
+def _installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _environment() -> dict[str, Any]:
+    """Versions of the reported packages this process has loaded (what the values were made
+    with), else installed. From `__version__` when loaded: importlib.metadata costs ~2 ms a
+    package, and this runs after every auto-checkpointed cell."""
     packages = {}
-    for name in _REPORTED_PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    for name, module_name in _REPORTED_PACKAGES.items():
+        version = getattr(sys.modules.get(module_name), "__version__", None)
+        if not isinstance(version, str):
+            version = _installed_version(name)
+        if version is not None:
+            packages[name] = version
     return {"python": platform.python_version(), "platform": sys.platform, "packages": packages}
 
 
@@ -87,28 +103,39 @@ def _groups(recorder: Recorder, unpicklable: dict[str, tuple[str, str]], fresh: 
     fps = {n: recorder.fingerprint(n, fresh=fresh) for n in names}
     groups = []
     for members in overlapping(fps):
-        reasons = [f"{n}: {fps[n].unpicklable}" for n in sorted(members) if fps[n].unpicklable]
-        # Remembered failures count only while the value is the one that failed.
-        reasons += [f"{n}: {unpicklable[n][1]}" for n in sorted(members)
-                    if n in unpicklable and unpicklable[n][0] == fps[n].content]
-        classes = [n for n in sorted(members) if isinstance(recorder.namespace[n], type)
-                   and recorder.is_notebook_defined(recorder.namespace[n])]
-        if classes:
-            reasons.append(f"{classes[0]}: a class defined in the notebook is recreated by its cell")
-        key = None
-        if all(fps[n].complete for n in members):
-            h = xxhash.xxh3_128()
-            for n in sorted(members):
-                h.update(f"{n}={fps[n].content};".encode())
-            key = f"g-{h.hexdigest()}"
-        info = GroupInfo(
-            names=frozenset(members),
-            size=sum(fps[n].size for n in members),
-            storable=not reasons,
-            reason=reasons[0] if reasons else "",
-        )
-        groups.append(_Group(info, key, {n: fps[n] for n in members}))
+        try:
+            groups.append(_group(recorder, frozenset(members), fps, unpicklable))
+        except Exception as exc:  # noqa: BLE001 - one odd value must not stop the checkpoint
+            reason = f"{', '.join(sorted(members))}: could not be planned ({describe(exc)})"
+            info = GroupInfo(frozenset(members), sum(fps[n].size for n in members), storable=False, reason=reason)
+            groups.append(_Group(info, None, {n: fps[n] for n in members}))
     return groups
+
+
+def _group(recorder: Recorder, members: frozenset[str], fps: dict[str, Fingerprint],
+           unpicklable: dict[str, tuple[str, str]]) -> _Group:
+    reasons = [f"{n}: {fps[n].unpicklable}" for n in sorted(members) if fps[n].unpicklable]
+    # Remembered failures count only while the value is the one that failed.
+    reasons += [f"{n}: {unpicklable[n][1]}" for n in sorted(members)
+                if n in unpicklable and unpicklable[n][0] == fps[n].content]
+    # type(), not isinstance(): a hostile value's `__class__` may raise.
+    classes = [n for n in sorted(members) if issubclass(type(recorder.namespace[n]), type)
+               and recorder.is_notebook_defined(recorder.namespace[n])]
+    if classes:
+        reasons.append(f"{classes[0]}: a class defined in the notebook is recreated by its cell")
+    key = None
+    if all(fps[n].complete for n in members):
+        h = xxhash.xxh3_128()
+        for n in sorted(members):
+            h.update(f"{n}={fps[n].content};".encode())
+        key = f"g-{h.hexdigest()}"
+    info = GroupInfo(
+        names=members,
+        size=sum(fps[n].size for n in members),
+        storable=not reasons,
+        reason=reasons[0] if reasons else "",
+    )
+    return _Group(info, key, {n: fps[n] for n in members})
 
 
 Fill = Callable[[Any], None]
@@ -213,11 +240,12 @@ def prepare_checkpoint(
             blobs[by_content[content]] = info
             written.append(info)
         for content, exc in failures.items():
-            if not isinstance(exc, _SERIALIZATION_ERRORS):
-                raise exc
-            # It looked storable but is not: recompute it, and remember for next time.
+            if isinstance(exc, StorageError):
+                raise exc  # the destination failed, not the value: no checkpoint
+            # Whatever else the fill raised, the value is at fault: recompute it, and
+            # remember for next time.
             group = groups[by_content[content]]
-            reason = f"cannot be serialized ({type(exc).__name__}: {exc})".splitlines()[0]
+            reason = f"cannot be serialized ({describe(exc)})"
             for n in group.info.names:
                 unpicklable[n] = (group.fingerprints[n].content, reason)
             warnings.warn(f"{', '.join(sorted(group.info.names))} {reason}; it will be recomputed",
@@ -281,19 +309,21 @@ def take_checkpoint(
     writer: str = "w",
     progress: Callable[[int, str, str], Any] | None = None,
     dry_run: bool = False,
-) -> tuple[CheckpointResult, dict[str, BlobInfo]]:
+    commit: Callable[[dict[str, Any]], bool] | None = None,
+) -> tuple[CheckpointResult, dict[str, BlobInfo], bool]:
     """Plan, and unless `dry_run`, write and commit one checkpoint now, streaming blobs to the
-    store. Returns it and the blobs it references, by content key."""
+    store. `commit(manifest)` commits (default: `store.commit`) and says whether LATEST moved.
+    Returns the result, the blobs the manifest references by content key, and whether LATEST moved."""
     started = time.perf_counter()
     prepared = prepare_checkpoint(
         recorder, graph, bandwidth, url=store.url, session=session, unpicklable=unpicklable,
         known_blobs=known_blobs, sink=None if dry_run else StoreSink(store, progress), writer=writer,
     )
     if prepared.manifest is None:
-        return prepared.result, {}
-    store.commit(prepared.manifest)
+        return prepared.result, {}, False
+    moved = (commit or store.commit)(prepared.manifest)
     elapsed = time.perf_counter() - started
     result = prepared.result
     log.info("checkpoint %s: %d blobs written (%d bytes), %d reused in %.3f s", result.checkpoint,
              result.blobs_written, result.bytes_written, result.blobs_reused, elapsed)
-    return replace(result, seconds=elapsed), prepared.blobs
+    return replace(result, seconds=elapsed), prepared.blobs, moved

@@ -1,4 +1,4 @@
-"""The `colab-elastic` command: `demo`, `inspect URL`, `verify URL`."""
+"""The `colab-elastic` command: `demo`, `inspect URL`, `verify URL`, `log URL`, `export`, `gc`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,14 @@ def _verify(url: str) -> int:
     return 1 if bad else 0
 
 
+def _log(url: str) -> int:
+    from .lineage import read_log
+    from .sharing import open_for_restore
+
+    print(repr(read_log(open_for_restore(url))))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="colab-elastic", description="Checkpoint and restore notebook sessions.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -54,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--dir", help="folder for the demo's files (default: a new temporary folder)")
     sub.add_parser("inspect", help="describe the newest checkpoint at URL").add_argument("url")
     sub.add_parser("verify", help="check every blob of the newest checkpoint at URL").add_argument("url")
+    sub.add_parser("log", help="every checkpoint at URL, newest first, intact or damaged").add_argument("url")
     export = sub.add_parser("export", help="write the newest checkpoint at URL into one .zip FILE")
     export.add_argument("url")
     export.add_argument("file")
@@ -72,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if run_demo(args.dir) else 1
         if args.command == "inspect":
             return _inspect(args.url)
+        if args.command == "log":
+            return _log(args.url)
         if args.command == "export":
             from .sharing import export as export_zip
 

@@ -14,6 +14,8 @@ One base class for errors, one family of warnings on stdlib categories::
     ├── RecordingWarning             our recording of a cell failed; the user's cell did not
     ├── UnpicklableWarning           a value cannot be stored and will be recomputed
     └── RestoreWarning               a value was recomputed instead of loaded, or is missing
+
+`describe(exc)` says any exception, ours or the user's, in one line.
 """
 
 from __future__ import annotations
@@ -66,3 +68,14 @@ class UnpicklableWarning(ElasticWarning):
 
 class RestoreWarning(ElasticWarning):
     """A restore degraded: a value was recomputed instead of loaded, or could not be restored."""
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message` on one short line, for a plan or a warning. Never raises: the user's
+    exception may come with a `__str__` that does."""
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 - a broken __str__ still leaves the type's name
+        text = ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

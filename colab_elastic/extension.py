@@ -85,11 +85,16 @@ class ElasticMagics(Magics):
         self.session = session
 
     @magic_arguments()
-    @argument("command", choices=["checkpoint", "restore", "plan", "status", "name", "auto", "share", "export"],
+    @argument("command", choices=["checkpoint", "restore", "plan", "status", "name", "auto", "share", "export",
+                                  "log", "fresh"],
               help="what to do")
     @argument("target", nargs="?", default=None,
               help="checkpoint URL; the session name for `name`; on/off for `auto`; the file for `export`")
     @argument("--trust", action="store_true", help="restore: accept a checkpoint written by someone else")
+    @argument("--at", default=None, metavar="CHECKPOINT",
+              help="restore: this checkpoint (an id from %%elastic log, or a unique part of one)")
+    @argument("--force", action="store_true",
+              help="checkpoint: put this session's checkpoint over another session's at that location")
     @argument("--source", default=None, help="export: the checkpoint URL to export (default: this session's)")
     @argument("-o", "--option", action="append", metavar="KEY=VALUE", help="fsspec storage option (repeatable)")
     @argument("--interval", type=float, default=None, help="auto: checkpoint at most every this many seconds")
@@ -99,7 +104,10 @@ class ElasticMagics(Magics):
         """Checkpoint and restore this notebook session.
 
         %elastic checkpoint [URL]   store what is slow to recompute, commit a checkpoint
-        %elastic restore [URL]      load the newest checkpoint, rerun the minimal cells
+        %elastic restore [URL] [--at CHECKPOINT]
+                                    load the newest intact checkpoint (or that one), rerun the minimal cells
+        %elastic log [URL]          every checkpoint there, newest first: intact or damaged
+        %elastic fresh              start a new session at this location (its checkpoint stays reachable)
         %elastic plan [URL]         dry run: what would be stored, what recomputed, and why
         %elastic status             where checkpoints go, what the last one covered
         %elastic name NAME          name this session (its default location follows)
@@ -117,11 +125,17 @@ class ElasticMagics(Magics):
 
     # One method per subcommand; each shows its result, never returns it (no Out[] clutter).
     def _checkpoint(self, args: Any, options: dict[str, Any]) -> None:
-        display(self.session.checkpoint(args.target, options))
+        display(self.session.checkpoint(args.target, options, force=args.force))
+
+    def _log(self, args: Any, options: dict[str, Any]) -> None:
+        display(self.session.log(args.target, options))
+
+    def _fresh(self, args: Any, options: dict[str, Any]) -> None:
+        print(f"colab_elastic: {self.session.fresh(args.target, options)}")
 
     def _restore(self, args: Any, options: dict[str, Any]) -> None:
         try:
-            report = self.session.restore(args.target, options, trust=args.trust)
+            report = self.session.restore(args.target, options, trust=args.trust, at=args.at)
         except UntrustedCheckpointError as exc:
             print(exc.summary)  # what it would run, above the one-line refusal
             raise
@@ -160,6 +174,9 @@ class ElasticMagics(Magics):
             raise UsageError("%elastic name needs a NAME")
         self.session.settings.session = safe_name(args.target)
         print(f"colab_elastic: session {self.session.settings.session}, checkpoints go to {self.session.url()}")
+        found = self.session.check_location()
+        if found:
+            print(f"colab_elastic: {found}")
 
 
 class Extension:
@@ -170,6 +187,9 @@ class Extension:
         self.session = Session(
             shell.user_ns, ShellRunner(shell), hidden=shell.user_ns_hidden, transform=_transform(shell), settings=Settings(),
         )
+        # What a cell's auto-checkpoint has to tell (another session's checkpoint found where
+        # checkpoints now go) shows under that cell.
+        self.session.notify = lambda text: print(f"colab_elastic: {text}")
 
     def pre_run_cell(self, info: Any = None) -> None:
         if info is None or getattr(info, "silent", False):
@@ -220,6 +240,9 @@ def load(shell: Any) -> Extension:
     warning = colab.ephemeral_location_warning(url)
     if warning:
         print(f"colab_elastic: {warning}")
+    found = extension.session.check_location()
+    if found:
+        print(f"colab_elastic: {found}")
     return extension
 
 

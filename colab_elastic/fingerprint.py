@@ -8,6 +8,11 @@ hashing what it meets with xxh3-128: atomic values by content, numpy buffers in 
 copied when contiguous), back-references by their position in the walk. Functions, classes
 and modules are leaves: descending into a function's `__globals__` would reach the whole
 namespace. Nothing is mutated and nothing is deep-copied.
+
+A fingerprint never raises. An object that raises when looked at (a `__sizeof__`, a
+`__getattribute__` or a `__reduce__` of the user's that throws) makes its value incomplete
+and unpicklable, with the reason: that value is then recomputed, never stored, and assumed
+changed by every cell that can reach it. The rest of the value is still walked.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import io
 import socket
 import sys
 import types
+import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import xxhash
+
+from .errors import describe
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
 _REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
@@ -102,7 +110,12 @@ class _Walk:
         self.budget = budget
         self.is_notebook_defined = is_notebook_defined
         np = sys.modules.get("numpy")
+        self.np = np
         self.ndarray = np.ndarray if np is not None else None
+        # numpy loads numpy.ma lazily: no masked array can exist before it is loaded.
+        ma = sys.modules.get("numpy.ma")
+        self.masked_array = ma.MaskedArray if ma is not None else None
+        self.ma_masked = ma.masked if ma is not None else None
         self.np_generic = np.generic if np is not None else None
         self.np_dtype = np.dtype if np is not None else None
         self.np_void_object = (np.object_,) if np is not None else ()
@@ -119,10 +132,24 @@ class _Walk:
         stack: list[tuple[Any, bool]] = [(value, True)]
         while stack:
             obj, real = stack.pop()
-            children = self.visit(obj, real)
+            try:
+                children = self.visit(obj, real)
+            except Exception as exc:  # noqa: BLE001 - one odd object must not cost the whole walk
+                self.opaque(obj, exc)
+                continue
             if children:
                 # Reverse so children are visited in order (stable hashes).
                 stack.extend(reversed(children))
+
+    def opaque(self, obj: Any, exc: Exception) -> None:
+        """`obj` raised when we looked at it: its state is unknown (any reader may have changed
+        it) and what we could not see we do not store. It still counts as a shared object."""
+        self.complete = False
+        self.unpicklable = self.unpicklable or f"{type(obj).__qualname__} could not be inspected ({describe(exc)})"
+        self.tag("<failed>")
+        if not issubclass(type(obj), (*_ATOMIC, *_IMMUTABLE_CONTAINERS)):
+            self.objects.add(id(obj))
+            self.keepalive.append(obj)
 
     def visit(self, obj: Any, real: bool) -> list[tuple[Any, bool]]:
         t = type(obj)
@@ -205,7 +232,9 @@ class _Walk:
             self.tag(obj.name)
         elif self.np_dtype is not None and isinstance(obj, self.np_dtype):
             self.tag("dtype")
-            self.tag(obj.str if not obj.fields else repr(obj.descr))
+            self.tag(_dtype_text(obj))
+        elif self.ma_masked is not None and obj is self.ma_masked:
+            self.tag("numpy.ma.masked")  # a singleton, like None: sharing it aliases nothing
         elif self.np_generic is not None and isinstance(obj, self.np_generic) and not isinstance(obj, self.np_void_object):
             self.tag(str(obj.dtype))
             self.hasher.update(obj.tobytes())
@@ -214,28 +243,71 @@ class _Walk:
         return True
 
     def visit_ndarray(self, arr: Any) -> list[tuple[Any, bool]]:
-        self.tag(f"{arr.dtype.str}{arr.shape}")
+        self.tag(f"{_dtype_text(arr.dtype)}{arr.shape}")
         self.size += arr.nbytes
         # Views share memory with their base: the root owner makes them co-variables.
+        self.share_root(arr)
+        # A subclass (masked, record, matrix) is hashed as the plain array over the same buffer,
+        # plus its own state: its methods (reshape, tolist) may mean something else.
+        data = arr if type(arr) is self.ndarray else arr.view(self.ndarray)
+        children: list[tuple[Any, bool]] = []
+        if self.masked_array is not None and isinstance(arr, self.masked_array):
+            children += self.visit_mask(arr)
+        elif data is not arr:
+            attrs = getattr(arr, "__dict__", None)
+            if attrs:  # what a subclass keeps beside the buffer (a matrix's flags, units)
+                children.append((attrs, True))
+        if data.dtype.hasobject:
+            if not self.hash_strings(data):
+                children = [(item, True) for item in data.ravel(order="K").tolist()] + children
+        else:
+            self.hash_buffer(data)
+        return children
+
+    def share_root(self, arr: Any) -> None:
+        """Count the array owning `arr`'s memory as reachable: views of one base are aliases."""
         base = arr
         while getattr(base, "base", None) is not None:
             base = base.base
         if base is not arr:
             self.objects.add(id(base))
             self.keepalive.append(base)
-        if arr.dtype.hasobject:
-            if self.hash_strings(arr):
-                return []
-            return [(item, True) for item in arr.ravel(order="K").tolist()]
-        if arr.flags.c_contiguous:
-            self.hasher.update(arr.reshape(-1).view("u1") if arr.size else b"")
+
+    def hash_buffer(self, data: Any) -> None:
+        """Hash a plain ndarray's bytes in C order, without a copy when it is contiguous."""
+        if data.flags.c_contiguous:
+            self.hasher.update(data.reshape(-1).view("u1") if data.size else b"")
+            return
+        # Hash row blocks: bounded extra memory for a strided view.
+        flat = data.reshape(data.shape[0], -1) if data.ndim > 1 else data.reshape(-1, 1)
+        step = max(1, (64 << 20) // max(1, flat[0:1].nbytes))
+        for start in range(0, flat.shape[0], step):
+            chunk = flat[start : start + step].copy(order="C")
+            self.hasher.update(chunk.view("u1").reshape(-1))
+
+    def visit_mask(self, arr: Any) -> list[tuple[Any, bool]]:
+        """The state of a masked array beside its data: what pickle keeps, the mask and the fill
+        value, in the form pickle gives them back (no mask and an all-False one are the same;
+        an unset fill value is its default, which merely reading `fill_value` sets)."""
+        np, ma = self.np, sys.modules["numpy.ma"]
+        mask = arr._mask
+        if mask is ma.nomask or not _any(np, mask):
+            self.tag("mask: none")
         else:
-            # Hash row blocks: bounded extra memory for a strided view.
-            flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(-1, 1)
-            step = max(1, (64 << 20) // max(1, flat[0:1].nbytes))
-            for start in range(0, flat.shape[0], step):
-                chunk = flat[start : start + step].copy(order="C")
-                self.hasher.update(chunk.view("u1").reshape(-1))
+            self.tag("mask")
+            self.share_root(mask)
+            self.hash_buffer(mask.view(np.ndarray))
+        fill = arr._fill_value
+        if fill is None:
+            fill = ma.default_fill_value(arr)
+        try:
+            fill = np.asarray(fill, dtype=arr.dtype)
+        except (TypeError, ValueError):  # a fill value numpy itself could not convert
+            fill = np.asarray(fill)
+        self.tag(f"fill {_dtype_text(fill.dtype)}")
+        if fill.dtype.hasobject:
+            return [(fill.tolist(), False)]
+        self.hasher.update(fill.tobytes())
         return []
 
     def hash_strings(self, arr: Any) -> bool:
@@ -364,6 +436,18 @@ class _Walk:
         return [(r, True) for r in referents]
 
 
+def _dtype_text(dtype: Any) -> str:
+    # `str` alone says only "|V8" for a record: its fields' names and types must count too.
+    return dtype.str if not dtype.fields else repr(dtype.descr)
+
+
+def _any(np: Any, mask: Any) -> bool:
+    """Is anything masked? (A structured array's mask has one bool field per field.)"""
+    if mask.dtype.names:
+        mask = np.ascontiguousarray(mask).view(np.bool_)
+    return bool(mask.any())
+
+
 def _instance_state(obj: Any) -> list[Any] | None:
     """What a plain Python object holds: its items (for subclasses of builtin containers), its
     `__dict__` and its slots. None for objects without them (C objects).
@@ -413,9 +497,14 @@ def fingerprint(
     budget: int = DEFAULT_BUDGET,
     is_notebook_defined: Callable[[Any], bool] = lambda obj: False,
 ) -> Fingerprint:
-    """Fingerprint one value (see `Fingerprint`)."""
+    """Fingerprint one value (see `Fingerprint`). Never raises: what could not be looked at
+    makes the fingerprint incomplete, with the reason in `unpicklable`."""
     walk = _Walk(budget, is_notebook_defined)
-    walk.run(value)
+    try:
+        walk.run(value)
+    except Exception as exc:  # noqa: BLE001 - e.g. a RecursionError while noting another failure
+        walk.complete = False
+        walk.unpicklable = walk.unpicklable or f"could not be fingerprinted ({describe(exc)})"
     return Fingerprint(
         content=walk.hasher.hexdigest(),
         objects=frozenset(walk.objects),
@@ -423,6 +512,13 @@ def fingerprint(
         complete=walk.complete,
         unpicklable=walk.unpicklable,
     )
+
+
+def unknown(reason: str) -> Fingerprint:
+    """The fingerprint of a value that could not be fingerprinted at all: unlike any other,
+    even its own next one (so it always looks changed), and never stored."""
+    return Fingerprint(content=f"unknown-{uuid.uuid4().hex}", objects=frozenset(), size=0, complete=False,
+                       unpicklable=reason)
 
 
 def overlapping(fingerprints: dict[str, Fingerprint]) -> list[frozenset[str]]:

@@ -78,6 +78,9 @@ class HistoryGraph:
     executions: list[CellExecution] = field(default_factory=list)
     active: dict[str, int] = field(default_factory=dict)  # name -> live version number
     _last_version: dict[str, int] = field(default_factory=dict)  # ever-increasing per name
+    # The global random state after the last recorded cell (see randomness): a restore ends
+    # there, whatever its reruns drew, so the next `np.random.rand()` is the one it would have been.
+    rng: str | None = None
 
     def __post_init__(self) -> None:
         if not self.executions:
@@ -148,6 +151,7 @@ class HistoryGraph:
             "executions": [e.to_json() for e in self.executions],
             "active": dict(self.active),
             "last_version": dict(self._last_version),
+            "rng": self.rng,
         }
 
     @classmethod
@@ -155,6 +159,7 @@ class HistoryGraph:
         graph = cls(
             executions=[CellExecution.from_json(e) for e in data["executions"]],
             active={str(k): int(v) for k, v in data["active"].items()},
+            rng=data.get("rng"),
         )
         graph._last_version = {str(k): int(v) for k, v in data.get("last_version", {}).items()}
         return graph

@@ -18,6 +18,7 @@ no SOURCE edge capacity short of infinity; cells that cannot be rerun have infin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -27,8 +28,18 @@ from .history import HistoryGraph, VersionRef
 
 SOURCE = "SOURCE"
 SINK = "SINK"
-INFINITE = 1e15  # finite stand-in for infinity: networkx needs a bounded cut
 RERUN_OVERHEAD = 1e-3  # seconds a rerun costs beyond its runtime (run_cell, capture)
+# Capacities are whole microseconds: networkx's max-flow is exact on integers only. On float
+# seconds beside a huge stand-in for infinity it rounds, and can return a cut through an
+# infinite edge (a group recomputed while its writers are not rerun, a rerun cell without the
+# writer of the old version it read) or fail outright (networkx issues #4972, #7775).
+TICKS_PER_SECOND = 1_000_000
+INFINITE = 10**21  # ticks: more than all finite capacities together, so an infinite edge is never cut
+
+
+def _ticks(seconds: float) -> int:
+    """A cost as a capacity, rounded up: a cost that is not zero never becomes free."""
+    return math.ceil(seconds * TICKS_PER_SECOND)
 
 
 @dataclass(frozen=True)
@@ -207,7 +218,7 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
     net.add_node(SOURCE)
     net.add_node(SINK)
     for cell in problem.cells.values():
-        cost = cell.runtime + RERUN_OVERHEAD if cell.rerunnable else INFINITE
+        cost = _ticks(cell.runtime + RERUN_OVERHEAD) if cell.rerunnable else INFINITE
         net.add_edge(("cell", cell.index), SINK, capacity=cost)
         for ref in cell.reads:
             # Conservatively assume the read is not free; free reads are handled per group
@@ -232,13 +243,18 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
             continue
         node = ("group", i)
         cost = bandwidth.store_seconds(group.size, group.already_stored) + bandwidth.load_seconds(group.size)
-        net.add_edge(SOURCE, node, capacity=cost if group.storable else INFINITE)
+        net.add_edge(SOURCE, node, capacity=_ticks(cost) if group.storable else INFINITE)
         for cell in problem.writers(i):
             net.add_edge(node, ("cell", cell), capacity=INFINITE)
 
     _, (source_side, _) = nx.minimum_cut(net, SOURCE, SINK)
-    reruns = sorted(node[1] for node in source_side if isinstance(node, tuple) and node[0] == "cell")
     stored = {i for i in range(len(problem.groups)) if i not in lost and ("group", i) not in source_side}
+    cut = {node[1] for node in source_side if isinstance(node, tuple) and node[0] == "cell"}
+    # An exact cut already reruns everything below; closing over it anyway makes "no rerun
+    # without its inputs, no recomputed group without its writers" a property of the plan
+    # rather than of the solver.
+    recomputed = {c for i in range(len(problem.groups)) if i not in lost and i not in stored for c in problem.writers(i)}
+    reruns = sorted(c for c in problem.closure(cut | recomputed, stored) if problem.cells[c].rerunnable)
 
     decisions = []
     for i, group in enumerate(problem.groups):

@@ -3,9 +3,10 @@
 `random` and numpy's legacy global generator (`np.random.rand`, `np.random.seed`) keep hidden
 state that cells advance. We take that state before each cell (a few microseconds) and keep
 it only for cells that changed it; a rerun starts from it, so an unseeded
-`np.random.rand(3)` gives back the same three numbers. Generators the user holds in a
-variable (`np.random.default_rng()`) are values like any other: stored, or rebuilt by
-rerunning their cells. numpy is used only when the session already imported it.
+`np.random.rand(3)` gives back the same three numbers. The state after the last cell goes
+with the history too: a restore ends there, whatever its reruns drew. Generators the user
+holds in a variable (`np.random.default_rng()`) are values like any other: stored, or
+rebuilt by rerunning their cells. numpy is used only when the session already imported it.
 """
 
 from __future__ import annotations

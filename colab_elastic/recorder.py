@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from . import randomness
 from .analysis import analyze_cell, reachable_names, replayable_code
-from .errors import RecordingWarning
-from .fingerprint import Fingerprint, fingerprint
+from .errors import RecordingWarning, describe
+from .fingerprint import Fingerprint, fingerprint, unknown
 from .history import CellExecution, HistoryGraph
 from .namespace import notebook_predicate, user_names
 
@@ -57,6 +57,8 @@ class Recorder:
         # name -> (id of the bound object, its fingerprint after the last cell that wrote it)
         self._cache: dict[str, tuple[int, Fingerprint]] = {}
         self._pending: _Pending | None = None
+        # The state `graph.rng` was encoded from, and that encoding: encode again only when it moves.
+        self._rng_seen: tuple[str, randomness.State] | None = None
 
     def names(self) -> list[str]:
         return user_names(self.namespace, self.hidden)
@@ -66,7 +68,13 @@ class Recorder:
         cached = self._cache.get(name)
         if not fresh and cached is not None and cached[0] == id(value):
             return cached[1]
-        fp = fingerprint(value, is_notebook_defined=self.is_notebook_defined)
+        try:
+            fp = fingerprint(value, is_notebook_defined=self.is_notebook_defined)
+        except Exception as exc:  # noqa: BLE001 - one value must not cost the cell its recording
+            # Unknown: assumed changed by every cell that reaches it, recomputed, never stored.
+            reason = f"could not be fingerprinted ({describe(exc)})"
+            log.info("%s %s", name, reason)
+            fp = unknown(reason)
         self._cache[name] = (id(value), fp)
         return fp
 
@@ -154,8 +162,10 @@ class Recorder:
 
         note = pending.failure
         rng = None
-        if pending.rng is not None and randomness.changed(pending.rng, randomness.capture()):
+        after = randomness.capture()
+        if pending.rng is not None and randomness.changed(pending.rng, after):
             rng = randomness.encode(pending.rng)  # the cell drew random numbers: replay them
+        self._note_random_state(after)
         execution = self.graph.record(
             replayable_code(pending.raw_cell),
             runtime,
@@ -170,6 +180,15 @@ class Recorder:
         )
         log.debug("recorded cell %d: reads %s writes %s", execution.index, execution.reads, execution.writes)
         return execution
+
+    def _note_random_state(self, state: randomness.State) -> None:
+        """Keep `graph.rng` at the global random state after the last recorded cell."""
+        seen = self._rng_seen
+        # `is not`: a graph swapped in by a restore carries its own state, which this one replaces.
+        if seen is None or seen[0] is not self.graph.rng or randomness.changed(seen[1], state):
+            encoded = randomness.encode(state)
+            self.graph.rng = encoded
+            self._rng_seen = (encoded, state)
 
     def discard_pending(self) -> None:
         """Forget the cell in progress (it restored the session: its changes are not its own)."""

@@ -121,6 +121,8 @@ def checkpoint_html(result: "CheckpointResult") -> str:
 # Restore ------------------------------------------------------------------------------------
 def restore_summary(report: "RestoreReport") -> str:
     verdict = "all variables restored and verified" if report.ok else "restored with problems"
+    if report.skipped:
+        verdict += f" (an older checkpoint: {len(report.skipped)} newer ones were missing or damaged)"
     return (f"restored {report.checkpoint} from {report.url}: {len(report.loaded)} loaded "
             f"({human_bytes(report.bytes_read)} in {human_seconds(report.read_seconds)}), "
             f"{len(report.recomputed)} recomputed by rerunning {len(report.reruns)} cells "
@@ -129,6 +131,8 @@ def restore_summary(report: "RestoreReport") -> str:
 
 def restore_rows(report: "RestoreReport") -> list[tuple[str, str]]:
     rows = []
+    for checkpoint, why in report.skipped.items():
+        rows.append(("skipped a newer checkpoint", f"{checkpoint}: {why}"))
     if report.loaded:
         rows.append(("loaded", _names(report.loaded, 20)))
     if report.recomputed:
@@ -195,3 +199,46 @@ def foreign_text(manifest: dict[str, Any]) -> str:
         more = f"   … (+{len(code) - 4} lines)" if len(code) > 4 else ""
         lines.append(f"  [{index}] " + "\n      ".join(code[:4]) + more)
     return "\n".join(lines)
+
+
+# Checkpoint log -----------------------------------------------------------------------------
+_LOG_HEADERS = ("checkpoint", "taken (UTC)", "cells", "variables", "stored", "written by", "state")
+
+
+def _when(created: str) -> str:
+    return created[:19].replace("T", " ") if created else "?"
+
+
+def log_rows(entries: Iterable[Any]) -> list[tuple[str, ...]]:
+    rows = []
+    lineages: dict[str | None, int] = {}
+    for e in entries:
+        lineage = lineages.setdefault(e.lineage, len(lineages) + 1)
+        state = "intact" if e.intact else f"damaged: {e.problem}"
+        if e.latest:
+            state = f"LATEST, {state}"
+        writer = " / ".join(x for x in (e.writer, e.notebook or e.session) if x)
+        rows.append((e.checkpoint, _when(e.created), str(e.cells) if e.created else "?",
+                     str(e.variables) if e.created else "?", human_bytes(e.stored_bytes) if e.created else "?",
+                     f"{writer} (lineage {lineage})" if writer else f"lineage {lineage}", state))
+    return rows
+
+
+def log_summary(entries: Sequence[Any], url: str, listed: bool) -> str:
+    if not entries:
+        return f"no checkpoints at {url}"
+    how = "" if listed else " (this location cannot be listed: found through each checkpoint's parent)"
+    return (f"{len(entries)} checkpoints at {url}, newest first{how}; "
+            "restore one with %elastic restore --at CHECKPOINT")
+
+
+def log_text(log: Any) -> str:
+    lines = [log_summary(log.entries, log.url, log.listed)]
+    if log.entries:
+        lines += ["", _text_table(_LOG_HEADERS, log_rows(log.entries))]
+    return "\n".join(lines)
+
+
+def log_html(log: Any) -> str:
+    table = _table(_LOG_HEADERS, log_rows(log.entries)) if log.entries else ""
+    return f"<div><p>{html.escape(log_summary(log.entries, log.url, log.listed))}</p>{table}</div>"

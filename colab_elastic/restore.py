@@ -2,24 +2,24 @@
 
     manifest ─► fetch + verify blobs ─► (re-plan without the bad ones) ─► walk executions in
     order: rerun planned cells, load each stored group right after its last writer ─►
-    drop leftovers ─► compare fingerprints with the checkpoint's ─► report
+    drop leftovers ─► global random state as it was ─► compare fingerprints ─► report
 
-A blob that is missing, truncated, altered or fails to unpickle is not fatal: the plan is
-made again with that group marked unstorable, and its cells are rerun. A rerun cell that
-fails is reported with its traceback; the names it leaves missing are named.
+A blob that is missing, truncated, altered or fails to load (whatever it raises) is not
+fatal: the plan is made again with that group marked unstorable, and its cells are rerun. A
+rerun cell that fails is reported with its traceback; the names it leaves missing are named.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError
+from . import randomness
+from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError, describe
 from .fingerprint import fingerprint
 from .history import HistoryGraph
 from .namespace import notebook_predicate
@@ -84,6 +84,7 @@ class RestoreReport:
     failures: list[CellFailure] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)  # name -> reason it is not back
     differs: list[str] = field(default_factory=list)  # recomputed but not equal to the original
+    skipped: dict[str, str] = field(default_factory=dict)  # newer checkpoints passed over -> why
     bytes_read: int = 0
     read_seconds: float = 0.0
     rerun_seconds: float = 0.0
@@ -197,7 +198,13 @@ def restore(
         elif namespace[name] is not initial[name]:
             namespace[name] = initial[name]
 
-    # 4. Verify against the fingerprints taken at checkpoint time.
+    # 4. The global generators where the checkpointed session left them. Each rerun started
+    # from its own recorded state, so the values match; but the generators now stand wherever
+    # the last rerun that drew left them (or fresh, if none did), and the next draw would differ.
+    if ckpt.graph.rng is not None:
+        randomness.apply(ckpt.graph.rng)
+
+    # 5. Verify against the fingerprints taken at checkpoint time.
     _verify(ckpt, current, namespace, report)
     for decision in current.groups:
         if decision.action == "lost":
@@ -266,9 +273,10 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                     values = _load(ckpt, i, data, store, runner.namespace, report)
                 except StorageError as exc:  # a streamed blob that is missing, truncated or altered
                     return i, str(exc)
-                except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError, ValueError,
-                        IndexError, KeyError, MemoryError) as exc:
-                    return i, f"could not be loaded ({type(exc).__name__}: {exc})".splitlines()[0]
+                except Exception as exc:  # noqa: BLE001 - whatever one group raises, its cells rebuild it
+                    # (a CUDA tensor without a GPU, a class that moved, a `__setstate__` that
+                    # refuses). Nothing of it reached the namespace; the caller resets and replans.
+                    return i, f"could not be loaded ({describe(exc)})"
                 runner.namespace.update(values)
                 bar.update(1)
         report.rerun_seconds = time.perf_counter() - rerun_started

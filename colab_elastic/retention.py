@@ -1,6 +1,7 @@
 """Storage hygiene: drop old checkpoints and the blobs no kept checkpoint needs.
 
-Safe by construction: the checkpoint LATEST names is always kept; a blob is deleted only if
+Safe by construction: the checkpoint LATEST names is always kept, and so is the newest intact
+checkpoint of every lineage (a session another runtime kept beside this one); a blob is deleted only if
 no kept manifest references it *and* it is older than a grace period, so a blob just
 written by a checkpoint still in flight (its manifest not yet committed, in this process or
 another) is never taken from under it.
@@ -66,10 +67,16 @@ def _listing(store: Store, folder: str) -> list[dict[str, Any]]:
         raise StorageError(f"cannot list {store.url}/{folder}: {exc}") from exc
 
 
+def _blob_keys(manifest: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(str(e["blob"]["key"]), int(e["blob"].get("size", -1))) for e in manifest.get("groups", [])
+            if isinstance(e, dict) and isinstance(e.get("blob"), dict) and "key" in e["blob"]]
+
+
 def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAULT_GRACE,
                     dry_run: bool = False) -> GarbageReport:
-    """Keep the newest `keep` checkpoints (and whatever LATEST names); delete the rest and
-    every blob none of them needs that is older than `grace` seconds."""
+    """Keep the newest `keep` checkpoints, whatever LATEST names, and the newest intact
+    checkpoint of every lineage (another runtime's session kept beside this one); delete the
+    rest and every blob none of them needs that is older than `grace` seconds."""
     report = GarbageReport()
     now = time.time()
     try:
@@ -80,16 +87,36 @@ def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAU
     manifests = sorted((i for i in _listing(store, "manifests") if i["name"].endswith(".json")),
                        key=lambda i: i["name"])
     names = [i["name"].rsplit("/", 1)[-1] for i in manifests]
+    blobs = _listing(store, "blobs")
+    sizes = {i["name"].rsplit("/", 1)[-1]: int(i.get("size") or 0) for i in blobs}
+    bodies: dict[str, dict[str, Any]] = {}
+    for info, name in zip(manifests, names):
+        try:
+            body = json.loads(store.fs.cat_file(info["name"]))
+        except (ValueError, OSError) as exc:
+            log.info("manifest %s is unreadable: %s", name, exc)
+            continue
+        if isinstance(body, dict):
+            bodies[name] = body
     kept = set(names[-keep:]) | {current}
+    newest_of_lineage: dict[Any, str] = {}
+    for name in reversed(names):
+        body = bodies.get(name)
+        if body is None or any(sizes.get(key) != size for key, size in _blob_keys(body)):
+            continue  # damaged: it cannot stand for its lineage
+        newest_of_lineage.setdefault(body.get("lineage"), name)
+    kept |= set(newest_of_lineage.values())
     referenced: set[str] = set()
     for info, name in zip(manifests, names):
         if name in kept:
-            body = json.loads(store.fs.cat_file(info["name"]))
-            referenced.update(e["blob"]["key"] for e in body.get("groups", []) if "blob" in e)
+            referenced.update(key for key, _ in _blob_keys(bodies.get(name, {})))
             report.kept.append(name)
         elif _age(info, now) >= 0:
             report.removed_manifests.append(info["name"])
-    for info in _listing(store, "blobs"):
+    if any(name not in bodies for name in kept):
+        # A kept manifest we cannot read may name any blob: delete none.
+        referenced = set(sizes)
+    for info in blobs:
         key = info["name"].rsplit("/", 1)[-1]
         if key not in referenced and _age(info, now) > grace:
             report.removed_blobs.append(info["name"])

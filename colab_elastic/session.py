@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from . import colab, sharing
+from . import colab, lineage, sharing
 from .checkpoint import CheckpointResult, take_checkpoint
 from .autosave import AutoCheckpointer, AutoPolicy
 from .config import Settings
@@ -28,6 +29,15 @@ from .store import BlobInfo, Store
 log = logging.getLogger("colab_elastic.session")
 
 _MIN_MEASURED_BYTES = 1 << 20  # smaller transfers measure latency, not bandwidth
+
+# Per location, the checkpoint LATEST may be moved from by this kernel: the one it wrote or
+# restored last (None: there was none). Kept per process, so `%reload_ext` goes on where the
+# previous session of this kernel left off.
+_HEADS: dict[str, str | None] = {}
+# Per location, the newest checkpoint this kernel wrote (the `parent` of its next one), and
+# the lineage this kernel continues.
+_PARENTS: dict[str, str] = {}
+_LINEAGE: list[str] = []
 
 
 @dataclass
@@ -55,6 +65,20 @@ def _manifest_blobs(manifest: dict[str, Any]) -> dict[str, BlobInfo]:
         if blob and blob.get("content"):
             found[blob["content"]] = BlobInfo(blob["key"], blob["digest"], int(blob["size"]), 0.0)
     return found
+
+
+def _waiting_text(url: str, entry: lineage.CheckpointEntry, default: bool) -> str:
+    """The one line that says a location holds a checkpoint this kernel has not restored."""
+    where = "this session's location" if default else url
+    if entry.intact:
+        what = (f"a checkpoint is at {where} ({url}): taken {entry.created[:19].replace('T', ' ')} UTC, "
+                f"{entry.cells} cells, {entry.variables} variables"
+                + (f", from notebook {entry.notebook}" if entry.notebook else "")
+                + (f", by {entry.writer}" if entry.writer else ""))
+    else:
+        what = f"a checkpoint is at {where} ({url}) but its newest manifest is damaged ({entry.problem})"
+    return (f"{what}. %elastic restore brings it back; %elastic fresh starts a new session there instead. "
+            "Auto-checkpoints wait until you choose.")
 
 
 class Session:
@@ -88,6 +112,85 @@ class Session:
         self.autosave = AutoCheckpointer(self, auto_policy)
         self.last_checkpoint: CheckpointResult | None = None
         self.last_checkpoint_time: datetime.datetime | None = None
+        if not _LINEAGE:
+            _LINEAGE.append(uuid.uuid4().hex[:12])
+        # Locations holding a checkpoint this kernel neither wrote nor restored: auto-checkpoints
+        # there wait until the user restores it or starts fresh (url -> what is there).
+        self.waiting: dict[str, lineage.CheckpointEntry] = {}
+        self._lineage_lock = threading.Lock()
+        self.notify: Callable[[str], None] = lambda text: log.warning("%s", text)
+
+    # Lineage -------------------------------------------------------------------------------
+    @property
+    def lineage(self) -> str:
+        return _LINEAGE[-1]
+
+    def check_location(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> str | None:
+        """Is there a checkpoint at `url` this kernel did not write or restore? Then auto-
+        checkpoints there wait, and the returned line says what it is and what to do."""
+        target = self.url(url)
+        if target in _HEADS:
+            return None
+        if target in self.waiting:
+            return _waiting_text(target, self.waiting[target], url is None)
+        try:
+            store = self.store(target, storage_options)
+            pointer = store.pointer()
+        except ElasticError as exc:
+            log.info("cannot look for a checkpoint at %s: %s", target, exc)
+            return None  # every commit checks LATEST again before moving it
+        if pointer is None:
+            _HEADS[target] = None
+            return None
+        try:
+            manifest = store.latest()
+            lineage.check_manifest(manifest, target)
+            entry = lineage.summarize(manifest, latest=True)
+        except ElasticError as exc:
+            entry = lineage.CheckpointEntry(pointer.checkpoint, created=pointer.created or "", problem=str(exc),
+                                            latest=True)
+        self.waiting[target] = entry
+        return _waiting_text(target, entry, url is None)
+
+    def may_autosave(self, url: str) -> bool:
+        """False while the location holds another session's checkpoint (told once, via `notify`)."""
+        if url in _HEADS:
+            return True
+        known = url in self.waiting
+        text = self.check_location(None if url == self.url() else url)
+        if text and not known:
+            self.notify(text)
+        return url not in self.waiting
+
+    def fresh(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> str:
+        """Start a new session at the location: this kernel's checkpoints replace what is there
+        (which stays reachable through `%elastic log` and `%elastic restore --at`)."""
+        target = self.url(url)
+        pointer = self.store(target, storage_options).pointer()
+        _HEADS[target] = pointer.checkpoint if pointer else None
+        self.waiting.pop(target, None)
+        if pointer is None:
+            return f"a new session at {target}"
+        return (f"a new session at {target}; checkpoint {pointer.checkpoint} stays there "
+                f"(%elastic log, %elastic restore --at {pointer.checkpoint})")
+
+    def commit(self, store: Store, manifest: dict[str, Any], *, force: bool = False) -> bool:
+        """Commit a prepared manifest as the next checkpoint of this kernel's lineage.
+
+        LATEST moves only from the checkpoint this kernel wrote or restored last (or none),
+        or with `force`; otherwise the checkpoint is kept beside it. Returns whether it moved."""
+        with self._lineage_lock:
+            manifest["lineage"] = self.lineage
+            manifest["parent"] = _PARENTS.get(store.url)
+            manifest["notebook"] = colab.notebook_record()
+            replaces = _HEADS.get(store.url)
+        moved = store.commit(manifest, replaces=replaces, force=force)
+        with self._lineage_lock:
+            _PARENTS[store.url] = manifest["checkpoint"]
+            if moved:
+                _HEADS[store.url] = manifest["checkpoint"]
+                self.waiting.pop(store.url, None)
+        return moved
 
     # Events --------------------------------------------------------------------------------
     def before_cell(self, raw_cell: str, cell_id: str | None = None) -> None:
@@ -139,6 +242,10 @@ class Session:
             store.check_writable()
             self._writable.add(store.url)
 
+    def set_known_blobs(self, store: Store, blobs: dict[str, BlobInfo]) -> None:
+        """After a commit: the blobs its manifest names are the ones safe to reuse."""
+        self._known_blobs[store.url] = dict(blobs)
+
     def known_blobs(self, store: Store) -> dict[str, BlobInfo]:
         """Blobs already at this location, from its newest manifest (read once per session)."""
         if store.url not in self._known_blobs:
@@ -152,14 +259,28 @@ class Session:
                 manifest = None
             if manifest is not None:
                 known.update(_manifest_blobs(manifest))
+                # Written by another kernel: reuse only blobs that are really there, whole.
+                sizes = store.blob_sizes() if known else None
+                if sizes is not None:
+                    known = {c: b for c, b in known.items() if sizes.get(b.key) == b.size}
             self._known_blobs[store.url] = known
         return self._known_blobs[store.url]
 
     # Actions -------------------------------------------------------------------------------
-    def checkpoint(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> CheckpointResult:
-        """Store what the plan says, commit, and remember the destination's measured speed."""
+    def checkpoint(self, url: str | None = None, storage_options: dict[str, Any] | None = None,
+                   force: bool = False) -> CheckpointResult:
+        """Store what the plan says, commit, and remember the destination's measured speed.
+
+        A location holding another session's checkpoint (one this kernel neither wrote nor
+        restored) is refused unless `force`: the other checkpoint then stays reachable."""
         target = self.url(url)
         store = self.store(target, storage_options)
+        if self.check_location(target, storage_options) and not force:
+            entry = self.waiting[target]
+            raise ElasticError(
+                f"{target} holds another session's checkpoint ({entry.checkpoint}, {entry.variables} variables): "
+                "restore it first (%elastic restore), or add --force to put this session's checkpoint over it "
+                "(the other stays reachable: %elastic log)")
         # An explicit checkpoint supersedes a waiting background one, and must not be
         # overtaken by one still uploading.
         self.autosave.cancel_queued()
@@ -168,15 +289,19 @@ class Session:
         known = self.known_blobs(store)
         self.busy = True
         try:
-            result, blobs = take_checkpoint(
+            result, blobs, moved = take_checkpoint(
                 self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
                 unpicklable=self.unpicklable, known_blobs=known, writer=self.writer, progress=progress_bar,
+                commit=lambda manifest: self.commit(store, manifest, force=force),
             )
         finally:
             self.busy = False
         written = [b for c, b in blobs.items() if c not in known]
-        known.update(blobs)
+        # Only what this checkpoint references is sure to outlive garbage collection.
+        self.set_known_blobs(store, blobs)
         self.autosave.note_commit(target)
+        if not moved:
+            result = replace(result, note=lineage.kept_beside_note(store))
         if colab.on_drive(target):
             # Drive's FUSE mount uploads later: never call this safe before Colab has synced it.
             result = replace(result, note=f"on Google Drive, not known to be uploaded yet: {colab.DRIVE_FLUSH_HINT}")
@@ -189,22 +314,24 @@ class Session:
         """A dry run: what a checkpoint to `url` would store and recompute, and the estimates."""
         target = self.url(url)
         store = self.store(target, storage_options)
-        result, _ = take_checkpoint(
+        result, _, _ = take_checkpoint(
             self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
             unpicklable=self.unpicklable, known_blobs=self.known_blobs(store), dry_run=True,
         )
         return result.plan
 
     def restore(self, url: str | None = None, storage_options: dict[str, Any] | None = None,
-                trust: bool = False) -> RestoreReport:
-        """Bring back the newest checkpoint at `url`; recording goes on from its history.
+                trust: bool = False, at: str | None = None) -> RestoreReport:
+        """Bring back the newest intact checkpoint at `url` (or checkpoint `at`); recording
+        goes on from its history, and this kernel's checkpoints continue its lineage.
 
         Someone else's checkpoint (see `sharing`) runs their code: without `trust` it is
         refused with UntrustedCheckpointError, whose `summary` says what it would run.
         """
         target = sharing.zip_url(self.url(url))
         store = self.store(target, storage_options, opener=sharing.open_for_restore)
-        manifest = store.latest()
+        pointer = store.pointer()
+        manifest, skipped = lineage.choose(store, at)
         if not trust and sharing.is_foreign(store, manifest, own_location=url is None or url == self.url()):
             from .report import foreign_text
 
@@ -219,13 +346,27 @@ class Session:
             report, graph = restore(store, self.runner, progress=progress_bar, manifest=manifest)
         finally:
             self.busy = False
+        report.skipped = skipped
+        with self._lineage_lock:
+            # Restoring a checkpoint makes its lineage ours: later checkpoints continue it and
+            # may move LATEST on from what it named when we restored.
+            if isinstance(manifest.get("lineage"), str):
+                _LINEAGE.append(manifest["lineage"])
+            _HEADS[target] = pointer.checkpoint if pointer else None
+            _PARENTS[target] = manifest["checkpoint"]
+            self.waiting.pop(target, None)
         self.graph = graph
         self.recorder.graph = graph
         self.recorder.reset_cache()
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
         self.measure(target, read=(report.bytes_read, report.read_seconds))
-        self._known_blobs.setdefault(target, {}).update(_manifest_blobs(manifest))
+        self._known_blobs[target] = _manifest_blobs(manifest)
         return report
+
+    def log(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> lineage.CheckpointLog:
+        """Every checkpoint at `url` (default: this session's location), newest first."""
+        target = sharing.zip_url(self.url(url))
+        return lineage.read_log(self.store(target, storage_options, opener=sharing.open_for_restore))
 
     def share(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> str:
         """What to send a collaborator, and the lines they run."""
@@ -257,6 +398,9 @@ class Session:
         if colab.on_drive(url):
             fields["Drive"] = f"writes reach Drive asynchronously; {colab.DRIVE_FLUSH_HINT}"
         fields["auto-checkpoint"] = self.autosave.policy.describe()
+        if url in self.waiting:
+            fields["auto-checkpoint"] += (f"; waiting: {url} holds checkpoint {self.waiting[url].checkpoint} "
+                                          "(%elastic restore, or %elastic fresh)")
         done = self.autosave.last_completed
         if done is not None:
             fields["last complete auto-checkpoint"] = (

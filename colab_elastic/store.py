@@ -32,6 +32,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -172,6 +173,7 @@ class Store:
         self.local = isinstance(self.fs, LocalFileSystem)
         protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
         self.read_only = bool(protocols & _READ_ONLY_PROTOCOLS)
+        self.listable = not protocols & {"http", "https"}  # a web server need not list its files
         # gcsfs, s3fs, adlfs: the first path segment is a bucket, and makedirs would create one.
         self._buckets = hasattr(self.fs, "split_path")
 
@@ -353,11 +355,17 @@ class Store:
         self._run_parallel([(one, job) for job in jobs])
         return written, failed
 
-    def commit(self, manifest: dict[str, Any]) -> str:
-        """Write the manifest, then point LATEST at it. Returns the checkpoint id.
+    def commit(self, manifest: dict[str, Any], *, replaces: str | None = None, force: bool = True) -> bool:
+        """Write the manifest, then point LATEST at it, unless LATEST has moved on.
 
-        Raises StorageError, leaving the previous checkpoint current, if anything fails
-        (including a manifest of that id already existing).
+        Fast-forward only: unless `force`, LATEST is moved only if it names the checkpoint
+        `replaces` (the one this kernel wrote or restored last), or nothing (or an unreadable
+        pointer). Otherwise the manifest is still written, kept beside the current one (see
+        `%elastic log`), and False is returned. Raises StorageError, leaving the previous
+        checkpoint current, if anything fails (including a manifest of that id already existing).
+
+        On object stores the check and the move are two requests: two kernels racing from
+        the same checkpoint can both move LATEST, and the last one wins (both stay complete).
         """
         checkpoint = manifest["checkpoint"]
         body = json.dumps(manifest, indent=1, sort_keys=True).encode()
@@ -366,10 +374,16 @@ class Store:
             self._put(self.path(name), body, create=True, what=f"manifest {name}")
         except FileExistsError:
             raise StorageError(f"cannot write manifest {name} at {self.url}: it already exists{INTACT}") from None
-        pointer = json.dumps({"manifest": name, "digest": digest_of(body), "checkpoint": checkpoint}).encode()
-        self._put(self.path(LATEST), pointer, create=False, what="the LATEST pointer")
+        if not force:
+            current = self.pointer()
+            if current is not None and current.checkpoint != replaces:
+                log.info("checkpoint %s kept beside %s at %s (LATEST moved on)", checkpoint, current.checkpoint, self.url)
+                return False
+        pointer = Pointer(name, digest_of(body), checkpoint, manifest.get("lineage"), manifest.get("parent"),
+                          manifest.get("created"))
+        self._put(self.path(LATEST), pointer.to_bytes(), create=False, what="the LATEST pointer")
         log.info("committed checkpoint %s at %s", checkpoint, self.url)
-        return checkpoint
+        return True
 
     # Reading ----------------------------------------------------------------------------
     def _cat(self, path: str, what: str) -> bytes:
@@ -454,36 +468,121 @@ class Store:
                     pool.shutdown(wait=True, cancel_futures=True)  # no point writing on after the storage failed
                     future.result()
 
+    def pointer(self) -> Pointer | None:
+        """What LATEST says now: None when there is no checkpoint here, or the pointer is unreadable."""
+        try:
+            return Pointer.parse(self._cat(self.path(LATEST), "the LATEST pointer"), self.url)
+        except FileNotFoundError:
+            return None
+        except CorruptCheckpointError as exc:
+            log.info("%s", exc)
+            return None
+
     def latest_files(self) -> tuple[bytes, str, bytes]:
         """The newest commit's own bytes: the LATEST pointer, its manifest's name, and the
         manifest, checked against the digest the pointer holds (for `latest` and for copies)."""
         try:
-            pointer = self._cat(self.path(LATEST), "the LATEST pointer")
-            fields = json.loads(pointer)
-            name = fields["manifest"]
-            expected = fields["digest"]
+            raw = self._cat(self.path(LATEST), "the LATEST pointer")
         except FileNotFoundError:
             raise CheckpointNotFoundError(f"no checkpoint at {self.url}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CorruptCheckpointError(
-                f"the checkpoint pointer at {self.url} is unreadable: {one_line(exc)}") from None
-        if not isinstance(name, str) or not name.startswith("manifests/") or ".." in name:
-            raise CorruptCheckpointError(f"the checkpoint pointer at {self.url} names no manifest")
+        pointer = Pointer.parse(raw, self.url)
         try:
-            body = self._cat(self.path(name), f"manifest {name}")
+            body = self._cat(self.path(pointer.manifest), f"manifest {pointer.manifest}")
         except FileNotFoundError:
-            raise CorruptCheckpointError(f"manifest {name} at {self.url} is missing") from None
-        if digest_of(body) != expected:
-            raise CorruptCheckpointError(f"manifest {name} at {self.url} does not match its digest")
-        return pointer, name, body
+            raise CorruptCheckpointError(f"manifest {pointer.manifest} at {self.url} is missing") from None
+        if digest_of(body) != pointer.digest:
+            raise CorruptCheckpointError(f"manifest {pointer.manifest} at {self.url} does not match its digest")
+        return raw, pointer.manifest, body
 
     def latest(self) -> dict[str, Any]:
         """The manifest of the newest complete checkpoint (found by name: LATEST, then its manifest)."""
         _, name, body = self.latest_files()
+        return parse_manifest(body, name, self.url)
+
+    def manifest(self, checkpoint: str) -> dict[str, Any]:
+        """The manifest of one checkpoint, by id (CorruptCheckpointError if missing or unreadable)."""
+        if not _CHECKPOINT_ID.fullmatch(checkpoint):
+            raise CorruptCheckpointError(f"{checkpoint!r} is not a checkpoint id")
+        name = f"manifests/{checkpoint}.json"
         try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise CorruptCheckpointError(f"manifest {name} at {self.url} is unreadable: {one_line(exc)}") from None
+            body = self._cat(self.path(name), f"manifest {name}")
+        except FileNotFoundError:
+            raise CorruptCheckpointError(f"manifest {name} at {self.url} is missing") from None
+        return parse_manifest(body, name, self.url)
+
+    def checkpoint_ids(self) -> list[str] | None:
+        """Every checkpoint id with a manifest here, oldest first; None where the store cannot
+        list its files (a plain web server: follow `parent` links from LATEST instead)."""
+        if not self.listable:
+            return None
+        try:
+            with self._failing("list", "the checkpoints", keep=(FileNotFoundError,)):
+                names = self.fs.ls(self.path("manifests"), detail=False)
+        except FileNotFoundError:
+            return []
+        ids = []
+        for name in names:
+            base = str(name).rstrip("/").rsplit("/", 1)[-1]
+            if base.endswith(".json") and _CHECKPOINT_ID.fullmatch(base[:-5]):
+                ids.append(base[:-5])
+        return sorted(ids)
+
+    def blob_sizes(self) -> dict[str, int] | None:
+        """Size of every blob here by key, from one listing; None where the store cannot list."""
+        if not self.listable:
+            return None
+        try:
+            with self._failing("list", "the blobs", keep=(FileNotFoundError,)):
+                infos = self.fs.ls(self.path("blobs"), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {str(i["name"]).rstrip("/").rsplit("/", 1)[-1]: int(i.get("size") or 0) for i in infos}
+
+
+# Checkpoint ids are made by `checkpoint.prepare_checkpoint`: a UTC time stamp and a random suffix.
+_CHECKPOINT_ID = re.compile(r"[0-9]{8}T[0-9]{12}-[0-9a-f]{8}")
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What LATEST holds: the newest checkpoint's manifest name and digest, and its lineage."""
+
+    manifest: str
+    digest: str
+    checkpoint: str
+    lineage: str | None = None
+    parent: str | None = None
+    created: str | None = None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"manifest": self.manifest, "digest": self.digest, "checkpoint": self.checkpoint,
+                           "lineage": self.lineage, "parent": self.parent, "created": self.created}).encode()
+
+    @classmethod
+    def parse(cls, raw: bytes, url: str) -> Pointer:
+        try:
+            fields = json.loads(raw)
+            name, digest = fields["manifest"], fields["digest"]
+            checkpoint = fields.get("checkpoint") or name[len("manifests/"):-len(".json")]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptCheckpointError(f"the checkpoint pointer at {url} is unreadable: {one_line(exc)}") from None
+        if not isinstance(name, str) or not name.startswith("manifests/") or ".." in name or not isinstance(digest, str):
+            raise CorruptCheckpointError(f"the checkpoint pointer at {url} names no manifest")
+        optional = {k: fields.get(k) if isinstance(fields.get(k), str) else None for k in ("lineage", "parent", "created")}
+        return cls(name, digest, str(checkpoint), **optional)
+
+
+def parse_manifest(body: bytes, name: str, url: str) -> dict[str, Any]:
+    """A manifest's JSON object (CorruptCheckpointError if it is not one, or names no checkpoint).
+
+    The store only moves manifests; what their other fields must hold is checked by their readers."""
+    try:
+        manifest = json.loads(body)
+    except ValueError as exc:
+        raise CorruptCheckpointError(f"manifest {name} at {url} is unreadable: {one_line(exc)}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("checkpoint"), str):
+        raise CorruptCheckpointError(f"manifest {name} at {url} is incomplete")
+    return manifest
 
 
 def _temp_name(path: str) -> str:

@@ -116,10 +116,23 @@ def test_no_checkpoint_is_not_found(location: Location) -> None:
 
 @every_location
 def test_latest_is_the_newest_commit(location: Location) -> None:
-    first = location.writer.commit(manifest("c1", note="first"))
-    assert location.reader.latest() == manifest(first, note="first")
+    assert location.writer.commit(manifest("c1", note="first"))
+    assert location.reader.latest() == manifest("c1", note="first")
     location.writer.commit(manifest("c2", note="second"))
     assert location.reader.latest() == manifest("c2", note="second")
+
+
+@every_location
+def test_a_commit_moves_latest_only_from_the_checkpoint_it_replaces(location: Location) -> None:
+    """Fast-forward only: a kernel that did not write or restore the current checkpoint
+    keeps its own beside it, and LATEST stays."""
+    assert location.writer.commit(manifest("c1"), replaces=None, force=False)  # nothing here yet
+    assert not location.writer.commit(manifest("c2"), replaces=None, force=False)  # a new runtime
+    assert location.reader.latest()["checkpoint"] == "c1"
+    assert location.reader.pointer().checkpoint == "c1"
+    assert location.writer.commit(manifest("c3"), replaces="c1", force=False)  # the kernel that wrote c1
+    assert location.reader.latest()["checkpoint"] == "c3"
+    assert location.reader.pointer().parent is None
 
 
 @every_location
