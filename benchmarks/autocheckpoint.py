@@ -72,6 +72,13 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     results["on_small"] = _phase(shell, autosave, SMALL_CELL, reps)
     results["on_mid"] = _phase(shell, autosave, MID_CELL, reps)
     results["on_trivial"] = _phase(shell, autosave, "y = 1", reps)
+    # A long session: the plan over hundreds of recorded cells is made off the kernel's thread.
+    for i in range(config["history_cells"]):
+        run(shell, f"h{i % 50} = {i}")
+    if not autosave.wait(600):
+        raise RuntimeError("auto-checkpoint did not finish")
+    results["on_small_long"] = _phase(shell, autosave, SMALL_CELL, reps)
+    results["history_cells"] = config["history_cells"]
     return results
 
 
@@ -79,7 +86,7 @@ def measure(scale: Scale) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-auto-") as tmp:
         env = {"COLAB_ELASTIC_AUTO": "off", "COLAB_ELASTIC_URL": os.path.join(tmp, "ckpt")}
         config = {"untouched_mb": scale.untouched_mb, "untouched_arrays": scale.untouched_arrays,
-                  "mid_mb": scale.mid_mb, "reps": scale.auto_reps, "cwd": tmp}
+                  "mid_mb": scale.mid_mb, "reps": scale.auto_reps, "cwd": tmp, "history_cells": 300}
         return run_worker("benchmarks.autocheckpoint", config, env)
 
 
@@ -91,9 +98,13 @@ def report(scale: Scale, results: dict[str, Any]) -> str:
          results["small_bytes"]),
         (f"mid changes ({fmt_bytes(results['mid_bytes'])}; 0.5 s cell)", "on_mid", "off_mid", results["mid_bytes"]),
         ("nothing changes (y = 1)", "on_trivial", None, 0),
+        (f"small changes after {results.get('history_cells', 0)} more cells", "on_small_long", None,
+         results["small_bytes"]),
     ]
     rows = []
     for label, key, off_key, changed in phases:
+        if key not in results:
+            continue  # results written before this phase existed
         r = results[key]
         off = results[off_key]["walls"] if off_key else []
         rows.append([

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import xxhash
 
-from .checkpoint import CheckpointResult, StoreSink, prepare_checkpoint
+from .checkpoint import DeferredCheckpoint, PreparedCheckpoint, StoreSink, prepare_checkpoint, prepare_deferred
 from .errors import ElasticError
 from .history import CellExecution
 from .lineage import kept_beside_note
@@ -58,19 +58,24 @@ def _env_float(name: str, default: float) -> float:
 
 @dataclass
 class AutoPolicy:
-    """When to checkpoint after a cell: at most every `min_interval` seconds, and always after a
-    cell that ran at least `long_cell` seconds. `memory_mb` bounds the bytes waiting for upload."""
+    """When to checkpoint after a cell: after every cell that changed something (the default,
+    `min_interval` 0), or at most every `min_interval` seconds and always after a cell that ran
+    at least `long_cell` seconds. `memory_mb` bounds the bytes waiting for upload."""
 
     enabled: bool = field(default_factory=lambda: os.environ.get("COLAB_ELASTIC_AUTO", "on").lower() not in ("off", "0", "false"))
-    min_interval: float = field(default_factory=lambda: _env_float("AUTO_INTERVAL", 30.0))
+    min_interval: float = field(default_factory=lambda: _env_float("AUTO_INTERVAL", 0.0))
     long_cell: float = field(default_factory=lambda: _env_float("AUTO_AFTER", 5.0))
     memory_mb: float = field(default_factory=lambda: _env_float("AUTO_MEMORY_MB", 1024.0))
+    # Changes up to this size are serialized right after the cell and planned in the background.
+    defer_mb: float = field(default_factory=lambda: _env_float("AUTO_DEFER_MB", 8.0))
     exit_wait: float = field(default_factory=lambda: _env_float("AUTO_EXIT_WAIT", 10.0))
     keep: int = field(default_factory=lambda: int(_env_float("KEEP", DEFAULT_KEEP)))
 
     def describe(self) -> str:
         if not self.enabled:
             return "off"
+        if self.min_interval <= 0:
+            return "on (after every cell that changes something)"
         return f"on (at most every {self.min_interval:g} s; always after a cell of {self.long_cell:g} s or more)"
 
 
@@ -120,15 +125,15 @@ class _MemorySink:
 
 @dataclass
 class _Job:
-    """One prepared checkpoint waiting to be uploaded and committed."""
+    """One checkpoint waiting to be uploaded and committed: planned already (`prepared`), or
+    with its changed groups serialized and its plan left to the uploader (`deferred`)."""
 
     sequence: int
     store: Store
-    manifest: dict[str, Any]
-    payload: dict[str, tuple[BlobInfo, Any]]
-    result: CheckpointResult
     covers_cell: int
-    references: dict[str, BlobInfo]  # every blob the manifest names, by content key
+    payload: dict[str, tuple[BlobInfo, Any]]  # serialized, not yet confirmed written, by content key
+    prepared: PreparedCheckpoint | None
+    deferred: DeferredCheckpoint | None
     pause: float = 0.0
     direct_bytes: int = 0  # written in the foreground (over the memory budget) before queueing
 
@@ -167,6 +172,7 @@ class AutoCheckpointer:
         self.last_completed: Completed | None = None
         self.last_error: str | None = None
         self._commits = 0
+        self._recomputed: set[str] = set()  # content keys the newest plan recomputes
         self.pauses: deque[float] = deque(maxlen=1000)  # seconds each auto-checkpoint held up the kernel
         atexit.register(self.close)
 
@@ -187,8 +193,12 @@ class AutoCheckpointer:
             self.last_error = str(exc)
             log.warning("auto-checkpoint skipped: %s", exc)
 
-    def checkpoint_now(self) -> CheckpointResult:
-        """Prepare a checkpoint of the current state now; upload it in the background."""
+    def checkpoint_now(self) -> None:
+        """Snapshot the current state now; plan, upload and commit it in the background.
+
+        When what changed is small (`defer_mb`), only its serialization happens here and the
+        plan is made by the uploader; otherwise the plan comes first, so that a large value the
+        plan recomputes is never serialized."""
         started = time.perf_counter()
         session = self.session
         url = session.url()
@@ -197,30 +207,35 @@ class AutoCheckpointer:
             known = dict(session.known_blobs(store))
             known.update({key: info for key, (info, _) in self._pending.items()})
             waiting = sum(info.size for info, _ in self._pending.values())
-        sink = _MemorySink(store, self.policy.memory_mb * 1e6 - waiting)
+        budget = self.policy.memory_mb * 1e6 - waiting
+        sink = _MemorySink(store, budget)
         session.ensure_writable(store)
-        prepared = prepare_checkpoint(
-            session.recorder, session.graph, session.bandwidth(url), url=url, session=session.settings.session,
-            unpicklable=session.unpicklable, known_blobs=known, sink=sink, writer=session.writer, fresh=False,
-        )
-        assert prepared.manifest is not None
+        common = dict(url=url, session=session.settings.session, unpicklable=session.unpicklable, known_blobs=known,
+                      sink=sink, writer=session.writer)
+        deferred = prepare_deferred(session.recorder, session.graph, session.bandwidth(url),
+                                    limit=min(self.policy.defer_mb * 1e6, budget), recomputed=self._recomputed,
+                                    **common)
+        prepared = None
+        if deferred is None:
+            prepared = prepare_checkpoint(session.recorder, session.graph, session.bandwidth(url), fresh=False, **common)
+            self._recomputed = prepared.recomputed
+        referenced = set(prepared.blobs) if prepared is not None else set(sink.pending) | {
+            g.key for g in deferred.groups if g.key is not None and g.info.storable}
         confirmed = session.known_blobs(store)
         with self._lock:
             confirmed.update(sink.direct)
             self._pending.update(sink.pending)
-            payload = {c: self._pending[c] for c in prepared.blobs if c not in confirmed and c in self._pending}
+            payload = {c: self._pending[c] for c in referenced if c not in confirmed and c in self._pending}
             self._sequence += 1
-            # What the user waited for: planning, serializing, and any foreground write.
-            job = _Job(self._sequence, store, prepared.manifest, payload, prepared.result,
-                       prepared.manifest["covers_cell"], dict(prepared.blobs), time.perf_counter() - started,
-                       sum(b.size for b in sink.direct.values()))
+            # What the user waited for: serializing, planning when it came first, any foreground write.
+            job = _Job(self._sequence, store, session.graph.executions[-1].index, payload, prepared, deferred,
+                       time.perf_counter() - started, sum(b.size for b in sink.direct.values()))
             self._last_prepared = time.monotonic()
             self._queued = job  # replaces an older waiting job: they coalesce
             self._forget_unreferenced()
             self._ensure_thread()
             self._lock.notify_all()
         self.pauses.append(job.pause)
-        return job.result
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued or uploading. Returns False on timeout."""
@@ -288,10 +303,16 @@ class AutoCheckpointer:
         store = job.store
         confirmed = self.session.known_blobs(store)
         written: list[BlobInfo] = []
+        label = f"after cell {job.covers_cell}"
         try:
+            prepared = job.prepared if job.prepared is not None else job.deferred.finish()  # type: ignore[union-attr]
+            manifest, references = prepared.manifest, prepared.blobs
+            assert manifest is not None
+            self._recomputed = prepared.recomputed
+            label = manifest["checkpoint"]
             for content, (info, data) in job.payload.items():
-                if content in confirmed:
-                    continue
+                if content in confirmed or content not in references:
+                    continue  # written already, or serialized on speculation and not stored by the plan
                 done = store.write_blob(info.key, lambda f, data=data: [f.write(chunk) for chunk in data])
                 if done.digest != info.digest:
                     raise ElasticError(f"blob {info.key} changed while uploading")
@@ -301,19 +322,19 @@ class AutoCheckpointer:
                     self._pending.pop(content, None)
             with self._lock:
                 if job.sequence < self._committed_sequence.get(store.url, 0):
-                    log.info("auto-checkpoint %s superseded before commit", job.manifest["checkpoint"])
+                    log.info("auto-checkpoint %s superseded before commit", label)
                     return
-            moved = self.session.commit(store, job.manifest)
+            moved = self.session.commit(store, manifest)
             with self._lock:
                 self._committed_sequence[store.url] = job.sequence
                 # Only what the newest manifest references is sure to outlive garbage collection.
-                self.session.set_known_blobs(store, job.references)
+                self.session.set_known_blobs(store, references)
             if not moved:
-                self.last_error = f"auto-checkpoint {job.manifest['checkpoint']} {kept_beside_note(store)}"
+                self.last_error = f"auto-checkpoint {label} {kept_beside_note(store)}"
                 log.warning("%s", self.last_error)
                 return
             self.session.measure(store.url, written)
-            self.last_completed = Completed(job.manifest["checkpoint"], store.url, job.covers_cell, datetime.datetime.now(),
+            self.last_completed = Completed(label, store.url, job.covers_cell, datetime.datetime.now(),
                                             job.direct_bytes + sum(b.size for b in written), job.pause)
             self.last_error = None
             self._commits += 1
@@ -321,14 +342,14 @@ class AutoCheckpointer:
                 # In this thread, so never concurrent with our own uploads; the grace period
                 # protects other kernels' checkpoints in flight.
                 collect_garbage(store, keep=self.policy.keep)
-            log.info("auto-checkpoint %s committed (cell %d, %d bytes)", job.manifest["checkpoint"],
-                     job.covers_cell, sum(b.size for b in written))
+            log.info("auto-checkpoint %s committed (cell %d, %d bytes)", label, job.covers_cell,
+                     sum(b.size for b in written))
         except ElasticError as exc:
             self.last_error = str(exc)
-            log.warning("auto-checkpoint %s failed: %s", job.manifest["checkpoint"], exc)
+            log.warning("auto-checkpoint %s failed: %s", label, exc)
         except Exception as exc:  # noqa: BLE001 - a dead uploader thread would stop every later checkpoint
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("auto-checkpoint %s failed unexpectedly", job.manifest["checkpoint"], exc_info=True)
+            log.warning("auto-checkpoint %s failed unexpectedly", label, exc_info=True)
 
     def note_commit(self, url: str) -> None:
         """An explicit checkpoint committed: older background ones must not commit over it."""

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Callable, Protocol
 
@@ -174,12 +174,112 @@ class StoreSink:
 @dataclass
 class PreparedCheckpoint:
     """A checkpoint whose plan is made and whose new blobs are handed to a sink; committing
-    the manifest is what remains. `blobs` are the content-keyed blobs the manifest references."""
+    the manifest is what remains. `blobs` are the content-keyed blobs the manifest references;
+    `recomputed` the content keys of the groups its plan recomputes."""
 
     result: CheckpointResult
     manifest: dict[str, Any] | None
     written: list[BlobInfo]
     blobs: dict[str, BlobInfo]
+    recomputed: set[str] = field(default_factory=set)
+
+
+def collect_groups(recorder: Recorder, graph: HistoryGraph, unpicklable: dict[str, tuple[str, str]],
+                   known_blobs: dict[str, BlobInfo], *, fresh: bool = True) -> list[_Group]:
+    """The live co-variable groups, those already at the destination marked so (on the
+    kernel's thread: it reads the namespace, and brings the graph's live names up to date)."""
+    names = recorder.names()
+    graph.adopt(names)
+    graph.forget([n for n in list(graph.active) if n not in set(names)])
+    groups = _groups(recorder, unpicklable, fresh=fresh)
+    for group in groups:
+        if group.key and group.info.storable and group.key in known_blobs:
+            group.info = GroupInfo(group.info.names, group.info.size, True, "", already_stored=True)
+    return groups
+
+
+def _serialize(indices: list[int], groups: list[_Group], recorder: Recorder, sink: BlobSink, *, writer: str,
+               unpicklable: dict[str, tuple[str, str]], blobs: dict[int, BlobInfo], written: list[BlobInfo]) -> bool:
+    """Hand the groups at `indices` to `sink`; record their blobs in `blobs`. A group whose
+    value will not serialize is marked unstorable (and remembered in `unpicklable`).
+    Returns whether any failed. A failure of the storage itself raises StorageError."""
+    batch: list[tuple[str, str, Fill, int]] = []
+    by_content: dict[str, int] = {}
+    for index in indices:
+        group = groups[index]
+        values = {n: recorder.namespace[n] for n in group.info.names}
+        content = group.key or f"u-{uuid.uuid4().hex}"
+        # The blob's name carries the writer: two kernels never overwrite each other's
+        # blob with different bytes of the same content.
+        name = f"{content}.{writer}" if group.key else content
+        batch.append((content, name, lambda f, values=values: dump_group(values, f, recorder.namespace), group.info.size))
+        by_content[content] = index
+    if not batch:
+        return False
+    done, failures = sink.put_many(batch)
+    for content, info in done.items():
+        blobs[by_content[content]] = info
+        written.append(info)
+    for content, exc in failures.items():
+        if isinstance(exc, StorageError):
+            raise exc  # the destination failed, not the value: no checkpoint
+        # Whatever else the fill raised, the value is at fault: recompute it, and
+        # remember for next time.
+        group = groups[by_content[content]]
+        reason = f"cannot be serialized ({describe(exc)})"
+        for n in group.info.names:
+            unpicklable[n] = (group.fingerprints[n].content, reason)
+        warnings.warn(f"{', '.join(sorted(group.info.names))} {reason}; it will be recomputed",
+                      UnpicklableWarning, stacklevel=5)
+        group.info = GroupInfo(group.info.names, group.info.size, False, reason)
+    return bool(failures)
+
+
+def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dict[int, BlobInfo],
+            written: list[BlobInfo], *, url: str, session: str, started: float, dry_run: bool) -> PreparedCheckpoint:
+    """The manifest of a planned checkpoint whose stored groups all have their blobs."""
+    entries = []
+    referenced: dict[str, BlobInfo] = {}
+    for index, decision in enumerate(current.groups):
+        group = groups[index]
+        entry: dict[str, Any] = {
+            "decision": decision.to_json(),
+            "fingerprints": {n: {"content": fp.content, "complete": fp.complete} for n, fp in group.fingerprints.items()},
+        }
+        if decision.action == "store" and not dry_run:
+            info = blobs[index]
+            if group.key is not None:
+                referenced[group.key] = info
+            entry["blob"] = {"key": info.key, "digest": info.digest, "size": info.size, "content": group.key}
+        entries.append(entry)
+
+    checkpoint_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8]
+    result = CheckpointResult(
+        checkpoint=checkpoint_id if not dry_run else "(dry run)",
+        url=url,
+        plan=current,
+        bytes_written=sum(b.size for b in written),
+        blobs_written=len(written),
+        blobs_reused=sum(1 for i, d in enumerate(current.groups) if d.action == "store" and groups[i].info.already_stored),
+        seconds=time.perf_counter() - started,
+    )
+    recomputed = {groups[i].key for i, d in enumerate(current.groups) if d.action == "recompute" and groups[i].key}
+    if dry_run:
+        return PreparedCheckpoint(result, None, written, referenced, recomputed)
+    manifest = {
+        "format": FORMAT,
+        "checkpoint": checkpoint_id,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "session": session,
+        "author": sharing.author(),
+        "colab_elastic": __version__,
+        "environment": _environment(),
+        "graph": graph.to_json(),
+        "plan": current.to_json(),
+        "groups": entries,
+        "covers_cell": graph.executions[-1].index,
+    }
+    return PreparedCheckpoint(result, manifest, written, referenced, recomputed)
 
 
 def prepare_checkpoint(
@@ -205,96 +305,87 @@ def prepare_checkpoint(
     serialize, so the next checkpoint does not try that value again.
     """
     started = time.perf_counter()
-    names = recorder.names()
-    graph.adopt(names)
-    graph.forget([n for n in list(graph.active) if n not in set(names)])
-    groups = _groups(recorder, unpicklable, fresh=fresh)
-    for group in groups:
-        if group.key and group.info.storable and group.key in known_blobs:
-            group.info = GroupInfo(group.info.names, group.info.size, True, "", already_stored=True)
-
+    groups = collect_groups(recorder, graph, unpicklable, known_blobs, fresh=fresh)
     written: list[BlobInfo] = []
     blobs: dict[int, BlobInfo] = {}
     while True:
         current = plan(graph, [g.info for g in groups], bandwidth)
         if sink is None:
             break
-        batch: list[tuple[str, str, Fill, int]] = []
-        by_content: dict[str, int] = {}
+        wanted = []
         for index, decision in enumerate(current.groups):
             if decision.action != "store" or index in blobs:
                 continue
             group = groups[index]
             if group.info.already_stored and group.key is not None:
                 blobs[index] = known_blobs[group.key]
-                continue
-            values = {n: recorder.namespace[n] for n in group.info.names}
-            content = group.key or f"u-{uuid.uuid4().hex}"
-            # The blob's name carries the writer: two kernels never overwrite each other's
-            # blob with different bytes of the same content.
-            name = f"{content}.{writer}" if group.key else content
-            batch.append((content, name, lambda f, values=values: dump_group(values, f, recorder.namespace), group.info.size))
-            by_content[content] = index
-        done, failures = sink.put_many(batch)
-        for content, info in done.items():
-            blobs[by_content[content]] = info
-            written.append(info)
-        for content, exc in failures.items():
-            if isinstance(exc, StorageError):
-                raise exc  # the destination failed, not the value: no checkpoint
-            # Whatever else the fill raised, the value is at fault: recompute it, and
-            # remember for next time.
-            group = groups[by_content[content]]
-            reason = f"cannot be serialized ({describe(exc)})"
-            for n in group.info.names:
-                unpicklable[n] = (group.fingerprints[n].content, reason)
-            warnings.warn(f"{', '.join(sorted(group.info.names))} {reason}; it will be recomputed",
-                          UnpicklableWarning, stacklevel=4)
-            group.info = GroupInfo(group.info.names, group.info.size, False, reason)
-        if not failures:
+            else:
+                wanted.append(index)
+        if not _serialize(wanted, groups, recorder, sink, writer=writer, unpicklable=unpicklable,
+                          blobs=blobs, written=written):
             break
+    return _finish(graph, groups, current, blobs, written, url=url, session=session, started=started,
+                   dry_run=sink is None)
 
-    entries = []
-    referenced: dict[str, BlobInfo] = {}
-    for index, decision in enumerate(current.groups):
-        group = groups[index]
-        entry: dict[str, Any] = {
-            "decision": decision.to_json(),
-            "fingerprints": {n: {"content": fp.content, "complete": fp.complete} for n, fp in group.fingerprints.items()},
-        }
-        if decision.action == "store" and sink is not None:
-            info = blobs[index]
-            if group.key is not None:
-                referenced[group.key] = info
-            entry["blob"] = {"key": info.key, "digest": info.digest, "size": info.size, "content": group.key}
-        entries.append(entry)
 
-    checkpoint_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8]
-    result = CheckpointResult(
-        checkpoint=checkpoint_id if sink is not None else "(dry run)",
-        url=url,
-        plan=current,
-        bytes_written=sum(b.size for b in written),
-        blobs_written=len(written),
-        blobs_reused=sum(1 for i, d in enumerate(current.groups) if d.action == "store" and groups[i].info.already_stored),
-        seconds=time.perf_counter() - started,
-    )
-    if sink is None:
-        return PreparedCheckpoint(result, None, written, referenced)
-    manifest = {
-        "format": FORMAT,
-        "checkpoint": checkpoint_id,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "session": session,
-        "author": sharing.author(),
-        "colab_elastic": __version__,
-        "environment": _environment(),
-        "graph": graph.to_json(),
-        "plan": current.to_json(),
-        "groups": entries,
-        "covers_cell": graph.executions[-1].index,
-    }
-    return PreparedCheckpoint(result, manifest, written, referenced)
+@dataclass
+class DeferredCheckpoint:
+    """A checkpoint whose every changed storable group is serialized already, and whose plan
+    and manifest are left for later (a background thread): they read only this snapshot.
+
+    After a cell that changed little, this is what keeps the kernel's pause to milliseconds:
+    the min-cut over a long history takes tens of them."""
+
+    graph: HistoryGraph
+    groups: list[_Group]
+    blobs: dict[int, BlobInfo]  # every storable group's blob: known already, or just serialized
+    written: list[BlobInfo]
+    bandwidth: Bandwidth
+    url: str
+    session: str
+    started: float
+
+    def finish(self) -> PreparedCheckpoint:
+        """Plan over the snapshot and build the manifest (any thread)."""
+        current = plan(self.graph, [g.info for g in self.groups], self.bandwidth)
+        return _finish(self.graph, self.groups, current, self.blobs, self.written, url=self.url,
+                       session=self.session, started=self.started, dry_run=False)
+
+
+def prepare_deferred(
+    recorder: Recorder,
+    graph: HistoryGraph,
+    bandwidth: Bandwidth,
+    *,
+    url: str,
+    session: str,
+    unpicklable: dict[str, tuple[str, str]],
+    known_blobs: dict[str, BlobInfo],
+    sink: BlobSink,
+    limit: float,
+    recomputed: set[str],
+    writer: str = "w",
+) -> DeferredCheckpoint | None:
+    """Serialize every storable group not already known, if they add up to at most `limit`
+    bytes, and leave the plan for later; None when they are larger (plan first, then
+    serialize only what the plan stores: `prepare_checkpoint`).
+
+    `recomputed`: content keys of groups the previous plan chose to recompute. Unchanged
+    since, they are recomputed again rather than serialized on speculation: the same
+    cells still rebuild the same content."""
+    started = time.perf_counter()
+    groups = collect_groups(recorder, graph, unpicklable, known_blobs, fresh=False)
+    for group in groups:
+        if group.key in recomputed and group.info.storable and not group.info.already_stored:
+            group.info = GroupInfo(group.info.names, group.info.size, False,
+                                   "cheaper to recompute (unchanged since the last plan found so)")
+    changed = [i for i, g in enumerate(groups) if g.info.storable and not g.info.already_stored]
+    if sum(groups[i].info.size for i in changed) > limit:
+        return None
+    blobs = {i: known_blobs[g.key] for i, g in enumerate(groups) if g.info.already_stored and g.key is not None}
+    written: list[BlobInfo] = []
+    _serialize(changed, groups, recorder, sink, writer=writer, unpicklable=unpicklable, blobs=blobs, written=written)
+    return DeferredCheckpoint(graph.copy(), groups, blobs, written, bandwidth, url, session, started)
 
 
 def take_checkpoint(

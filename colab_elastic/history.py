@@ -142,6 +142,12 @@ class HistoryGraph:
         for name in names:
             self.active.pop(name, None)
 
+    def copy(self) -> HistoryGraph:
+        """A snapshot that later cells do not change (executions are immutable: a shallow copy)."""
+        graph = HistoryGraph(executions=list(self.executions), active=dict(self.active), rng=self.rng)
+        graph._last_version = dict(self._last_version)
+        return graph
+
     def writer(self) -> dict[VersionRef, int]:
         """Version -> index of the execution that produced it."""
         return {ref: e.index for e in self.executions for ref in e.writes}

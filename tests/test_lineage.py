@@ -193,3 +193,28 @@ def test_a_damaged_newest_manifest_falls_back_to_the_newest_intact_one(tmp_path)
         assert set(compare(third, snapshots[0])["values"].values()) == {"same"}
     finally:
         third.close()
+
+
+def test_a_runtime_killed_two_seconds_after_a_quick_cell_comes_back_as_after_that_cell(tmp_path):
+    """Default settings, no waiting for uploads: quick cells, and the runtime dies two seconds
+    after the last one. The restore must give the state after that last cell."""
+    location = tmp_path / "ckpt"
+    env = {"COLAB_ELASTIC_URL": str(location)}
+    snapshot = tmp_path / "last.snapshot"
+    kernel = Kernel(cwd=str(tmp_path), env=env)
+    try:
+        kernel.run("%load_ext colab_elastic").raise_for_error()
+        run_cells(kernel, ["import numpy as np\ncounts = {}", "data = np.arange(50_000)"]
+                  + [f"counts['c{i}'] = int(data[{i}])\nlast = {i}" for i in range(8)])
+        kernel.run(SNAPSHOT.format(path=str(snapshot))).raise_for_error()
+        time.sleep(2.0)
+    finally:
+        kernel.kill()
+    second = Kernel(cwd=str(tmp_path), env=env)
+    try:
+        second.run("%load_ext colab_elastic").raise_for_error()
+        second.run("%elastic restore").raise_for_error()
+        assert set(compare(second, snapshot)["values"].values()) == {"same"}
+        assert second.run("print(last, len(counts))").stdout.strip() == "7 8"
+    finally:
+        second.close()
