@@ -52,6 +52,7 @@ class CheckpointEntry:
     parent: str | None = None
     session: str = ""
     notebook: str = ""
+    notebook_id: str | None = None
     writer: str = ""
     cells: int = 0
     variables: int = 0
@@ -80,6 +81,7 @@ def summarize(manifest: dict[str, Any], *, latest: bool = False, blob_sizes: dic
         parent=manifest.get("parent"),
         session=str(manifest.get("session", "")),
         notebook=str(notebook.get("name") or ""),
+        notebook_id=notebook.get("id") if isinstance(notebook.get("id"), str) else None,
         writer=str((manifest.get("author") or {}).get("name", "")),
         cells=len(manifest["graph"]["executions"]) - 1,
         variables=len(manifest["graph"].get("active", {})),

@@ -228,7 +228,8 @@ def log_summary(entries: Sequence[Any], url: str, listed: bool) -> str:
     if not entries:
         return f"no checkpoints at {url}"
     how = "" if listed else " (this location cannot be listed: found through each checkpoint's parent)"
-    return (f"{len(entries)} checkpoints at {url}, newest first{how}; "
+    count = f"{len(entries)} checkpoint{'s' if len(entries) != 1 else ''}"
+    return (f"{count} at {url}, newest first{how}; "
             "restore one with %elastic restore --at CHECKPOINT")
 
 

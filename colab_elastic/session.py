@@ -77,7 +77,18 @@ def _waiting_text(url: str, entry: lineage.CheckpointEntry, default: bool) -> st
                 + (f", by {entry.writer}" if entry.writer else ""))
     else:
         what = f"a checkpoint is at {where} ({url}) but its newest manifest is damaged ({entry.problem})"
-    return (f"{what}. %elastic restore brings it back; %elastic fresh starts a new session there instead. "
+    ours = colab.notebook_record()
+    clash = ""
+    if entry.notebook_id and ours.get("id") and entry.notebook_id != ours["id"]:
+        clash = f" It was written by another notebook (file id {entry.notebook_id})."
+    elif entry.notebook and ours.get("name") and entry.notebook != ours["name"]:
+        clash = f" It was written by notebook {entry.notebook}, not this one ({ours['name']})."
+    elif entry.notebook and not (entry.notebook_id and ours.get("id")):
+        # Names repeat (every new Colab notebook is Untitled0.ipynb): say we cannot be sure.
+        clash = " Notebooks of the same name share this location."
+    if clash:
+        clash += " If it is not this notebook's session, %elastic name NEW gives this one its own location."
+    return (f"{what}.{clash} %elastic restore brings it back; %elastic fresh starts a new session there instead. "
             "Auto-checkpoints wait until you choose.")
 
 

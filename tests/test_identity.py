@@ -90,3 +90,18 @@ def test_a_session_named_by_the_user_goes_where_its_name_says(drive):
     (drive / f"Untitled0-{key}").mkdir()
     assert Settings(session="mine", notebook_key=key).resolved_url() == f"{drive}/mine"
     assert Settings(session=f"Taxi-fares-{key}", notebook_key=None).resolved_url() == f"{drive}/Taxi-fares-{key}"
+
+
+def test_the_load_line_names_a_checkpoint_of_another_notebook(monkeypatch):
+    from colab_elastic.lineage import CheckpointEntry
+    from colab_elastic.session import _waiting_text
+
+    entry = CheckpointEntry("20260101T000000000000-00000001", created="2026-01-01T00:00:00", cells=3, variables=2,
+                            notebook="Untitled0.ipynb", notebook_id="other-file")
+    monkeypatch.setattr(colab, "notebook_record", lambda: {"name": "Untitled0.ipynb", "id": FILE_A})
+    text = _waiting_text("/drive/colab_elastic/x", entry, True)
+    assert "another notebook (file id other-file)" in text and "%elastic name NEW" in text
+    monkeypatch.setattr(colab, "notebook_record", lambda: {"name": "Untitled0.ipynb", "id": "other-file"})
+    assert "another notebook" not in _waiting_text("/drive/colab_elastic/x", entry, True)
+    monkeypatch.setattr(colab, "notebook_record", lambda: {"name": "Untitled0.ipynb", "id": None})
+    assert "Notebooks of the same name share this location" in _waiting_text("/x", entry, True)
