@@ -40,16 +40,21 @@ def _names(names: Iterable[str], limit: int = 8) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
-    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    head = ""
+    if any(headers):  # a two-column list of facts gets no empty header row above it
+        cells = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
+        head = f"<thead><tr>{cells}</tr></thead>"
+    return f"<table>{cap}{head}<tbody>{body}</tbody></table>"
 
 
 def _text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    if not any(headers):
+        return "\n".join(lines[1:])  # a two-column list of facts: no empty header row above it
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

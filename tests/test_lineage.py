@@ -60,6 +60,13 @@ def _first_runtime(tmp_path: Path, cells=WORK) -> tuple[Path, str]:
     return snapshot, _latest(_location(tmp_path))
 
 
+def _new_runtime(tmp_path: Path) -> Kernel:
+    """Another runtime with Drive mounted, in a folder of its own."""
+    runtime = tmp_path / "runtime2"
+    runtime.mkdir(exist_ok=True)
+    return Kernel(cwd=str(runtime), env=_env(tmp_path, drive_exists=True))
+
+
 def test_a_new_runtime_that_runs_a_cell_before_restoring_gets_the_session_back(tmp_path):
     """The path users walk most: new runtime, `%load_ext`, the Drive mount cell (the default
     location moves to Drive), an import, then `%elastic restore`."""
@@ -100,9 +107,7 @@ def test_a_new_runtime_that_runs_a_cell_before_restoring_gets_the_session_back(t
 
 def test_an_explicit_checkpoint_over_another_session_needs_force(tmp_path):
     _, original = _first_runtime(tmp_path)
-    runtime = tmp_path / "runtime2"
-    runtime.mkdir()
-    kernel = Kernel(cwd=str(runtime), env=_env(tmp_path, drive_exists=True))
+    kernel = _new_runtime(tmp_path)
     try:
         loaded = kernel.run("%load_ext colab_elastic")
         assert "a checkpoint is at this session's location" in loaded.stdout, loaded.text
@@ -121,9 +126,7 @@ def test_an_explicit_checkpoint_over_another_session_needs_force(tmp_path):
 
 def test_fresh_starts_a_new_session_and_the_old_one_stays_restorable(tmp_path):
     snapshot, original = _first_runtime(tmp_path)
-    runtime = tmp_path / "runtime2"
-    runtime.mkdir()
-    kernel = Kernel(cwd=str(runtime), env=_env(tmp_path, drive_exists=True))
+    kernel = _new_runtime(tmp_path)
     try:
         kernel.run("%load_ext colab_elastic").raise_for_error()
         kernel.run(EVERY_CELL).raise_for_error()
@@ -143,7 +146,7 @@ def test_fresh_starts_a_new_session_and_the_old_one_stays_restorable(tmp_path):
         collect_garbage(Store(str(_location(tmp_path))), keep=1)
     finally:
         kernel.kill()
-    third = Kernel(cwd=str(runtime), env=_env(tmp_path, drive_exists=True))
+    third = _new_runtime(tmp_path)
     try:
         third.run("%load_ext colab_elastic").raise_for_error()
         restored = third.run(f"%elastic restore --at {original[-8:]}")

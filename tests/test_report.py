@@ -159,3 +159,11 @@ def test_status_tables():
     status = {"recording": True, "location": "<memory://x>"}
     assert "recording  True" in status_text(status)
     assert "&lt;memory://x&gt;" in status_html(status)
+
+
+def test_fact_lists_have_no_empty_header_row():
+    from colab_elastic.report import status_html, status_text
+
+    fields = {"session": "analysis", "location": "/content/drive/MyDrive/colab_elastic/analysis"}
+    assert status_text(fields).splitlines()[0].startswith("session")
+    assert "<thead>" not in status_html(fields) and "<th" not in status_html(fields)
