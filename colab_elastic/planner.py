@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-import networkx as nx
 
 from .history import HistoryGraph, VersionRef
 
@@ -213,6 +212,9 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
         if blocked:
             why = "ran before recording started" if blocked[0] == 0 else "was not recorded faithfully"
             lost[i] = f"{group.reason}, and recomputing it needs cell {blocked[0]}, which {why}"
+
+    # networkx takes ~0.1 s to import: only when a plan is made, never at %load_ext.
+    import networkx as nx
 
     net = nx.DiGraph()
     net.add_node(SOURCE)

@@ -180,3 +180,18 @@ def test_each_value_is_fingerprinted_once_after_a_cell(shell, monkeypatch):
     assert sorted(walked) == sorted([id(shell.user_ns["items"])] * 2 + [id(1)]), walked
     execution = _session(shell).graph.executions[-1]
     assert {"items", "alias", "fresh"} <= {n for n, _ in execution.writes}
+
+
+def test_load_ext_imports_no_planner_library(tmp_path):
+    """%load_ext must stay fast on Colab's stack: networkx (~0.1 s to import) waits for the
+    first plan, which an auto-checkpoint makes in its background thread."""
+    import subprocess
+    import sys
+
+    code = ("from IPython.testing.globalipapp import start_ipython\n"
+            "import sys\nshell = start_ipython()\nshell.run_line_magic('load_ext', 'colab_elastic')\n"
+            "print(sorted(m for m in ('networkx', 'pandas', 'torch', 'matplotlib') if m in sys.modules))")
+    env = {**__import__("os").environ, "COLAB_ELASTIC_URL": str(tmp_path / "ckpt")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
