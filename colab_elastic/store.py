@@ -101,16 +101,24 @@ class _VerifyingReader:
         return self._seen(self.file.readline(limit))
 
     def readinto(self, buffer: Any) -> int:
-        # Straight into the caller's buffer (a numpy array's bytearray): no extra copy.
+        # Straight into the caller's buffer (a numpy array's bytearray): no extra copy where
+        # the file can read into it (local files), else through 8 MB chunks.
         view = memoryview(buffer).cast("B")
+        direct = getattr(self.file, "readinto", None)
         filled = 0
         while filled < len(view):
-            chunk = self.file.read(min(len(view) - filled, 8 << 20))
-            if not chunk:
+            end = min(len(view), filled + (64 << 20))
+            if direct is not None:
+                n = direct(view[filled:end])
+            else:
+                chunk = self.file.read(min(end - filled, 8 << 20))
+                n = len(chunk)
+                view[filled:filled + n] = chunk
+            if not n:
                 break
-            view[filled:filled + len(chunk)] = chunk
-            filled += len(chunk)
-        self._seen(view[:filled])
+            self.hasher.update(view[filled:filled + n])  # while the chunk is still in cache
+            filled += n
+        self.size += filled
         return filled
 
     def drain(self) -> None:
