@@ -117,6 +117,7 @@ class Plan:
     recompute_all_seconds: float = 0.0
     cell_runtimes: dict[int, float] = field(default_factory=dict)
     cell_lines: dict[int, str] = field(default_factory=dict)  # every recorded cell's first line
+    settings: tuple[int, ...] = ()  # cells not rerun whose recorded settings a restore applies (see ambient)
 
     def by_action(self, action: str) -> list[GroupDecision]:
         return [g for g in self.groups if g.action == action]
@@ -130,6 +131,7 @@ class Plan:
             "recompute_all_seconds": self.recompute_all_seconds,
             "cell_runtimes": {str(k): v for k, v in self.cell_runtimes.items()},
             "cell_lines": {str(k): v for k, v in self.cell_lines.items()},
+            "settings": list(self.settings),
         }
 
     @classmethod
@@ -142,6 +144,7 @@ class Plan:
             recompute_all_seconds=float(data.get("recompute_all_seconds", 0.0)),
             cell_runtimes={int(k): float(v) for k, v in data.get("cell_runtimes", {}).items()},
             cell_lines={int(k): str(v) for k, v in data.get("cell_lines", {}).items()},
+            settings=tuple(int(c) for c in data.get("settings", ())),
         )
 
     def __repr__(self) -> str:
@@ -183,19 +186,36 @@ class _Problem:
     def writers(self, group: int) -> set[int]:
         return {self.writer.get(ref, 0) for ref in self.live[group]}
 
-    def closure(self, start: Iterable[int], storable: set[int]) -> set[int]:
-        """Cells a recomputation from `start` reruns, when every group in `storable` is loaded."""
-        needed: set[int] = set()
-        pending = list(start)
-        while pending:
-            cell = pending.pop()
-            if cell in needed:
-                continue
-            needed.add(cell)
-            for ref in self.cells[cell].reads:
-                if not self.free_read(ref, cell, storable):
-                    pending.append(self.writer.get(ref, 0))
-        return needed
+    def closures(self, storable: set[int]) -> dict[int, int]:
+        """Per cell, the cells its rerun needs (itself included) as a bit mask, when every
+        group in `storable` is loaded. One pass in history order: a version is always
+        written by an earlier cell than the ones that read it."""
+        masks: dict[int, int] = {}
+        for index in sorted(self.cells):
+            mask = 1 << index
+            for ref in self.cells[index].reads:
+                if not self.free_read(ref, index, storable):
+                    producer = self.writer.get(ref, 0)
+                    mask |= masks.get(producer, 1 << producer)
+            masks[index] = mask
+        return masks
+
+
+def _cells_of(mask: int) -> list[int]:
+    """The cell indices set in a bit mask, in order."""
+    found = []
+    while mask:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    return found
+
+
+def _closure(masks: dict[int, int], start: Iterable[int]) -> list[int]:
+    mask = 0
+    for cell in start:
+        mask |= masks[cell]
+    return _cells_of(mask)
 
 
 def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth) -> Plan:
@@ -205,12 +225,16 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
 
     # Groups that can be neither stored nor recomputed are named now, not discovered later.
     lost: dict[int, str] = {}
+    before_cut = problem.closures(storable)
     for i, group in enumerate(problem.groups):
         if group.storable:
             continue
-        blocked = sorted(c for c in problem.closure(problem.writers(i), storable) if not problem.cells[c].rerunnable)
+        blocked = [c for c in _closure(before_cut, problem.writers(i)) if not problem.cells[c].rerunnable]
         if blocked:
+            first = problem.cells[blocked[0]]
             why = "ran before recording started" if blocked[0] == 0 else "was not recorded faithfully"
+            if blocked[0] and first.note:
+                why = f"cannot be rerun: {first.note}"
             lost[i] = f"{group.reason}, and recomputing it needs cell {blocked[0]}, which {why}"
 
     # networkx takes ~0.1 s to import: only when a plan is made, never at %load_ext.
@@ -238,8 +262,7 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
                 # Free if the group is stored (SINK side); if the group is recomputed its
                 # writers rerun anyway. Either way no edge is needed.
                 continue
-            net.add_edge(("cell", cell.index), ("version", ref), capacity=INFINITE)
-            net.add_edge(("version", ref), ("cell", producer), capacity=INFINITE)
+            net.add_edge(("cell", cell.index), ("cell", producer), capacity=INFINITE)
     for i, group in enumerate(problem.groups):
         if i in lost:
             continue
@@ -256,7 +279,14 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
     # without its inputs, no recomputed group without its writers" a property of the plan
     # rather than of the solver.
     recomputed = {c for i in range(len(problem.groups)) if i not in lost and i not in stored for c in problem.writers(i)}
-    reruns = sorted(c for c in problem.closure(cut | recomputed, stored) if problem.cells[c].rerunnable)
+    after_cut = problem.closures(stored)
+    reruns = [c for c in _closure(after_cut, cut | recomputed) if problem.cells[c].rerunnable]
+    # Per writer cell: what rerunning it and what it needs takes, and whether all of it can be rerun.
+    rerun_of: dict[int, tuple[float, bool]] = {}
+
+    def rerun_cost(cells: Iterable[int]) -> tuple[float, bool]:
+        chosen = [problem.cells[c] for c in cells]
+        return sum(c.runtime for c in chosen), all(c.rerunnable for c in chosen)
 
     decisions = []
     for i, group in enumerate(problem.groups):
@@ -266,10 +296,19 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
         if i in lost:
             decisions.append(GroupDecision(names, group.size, "lost", lost[i], problem.load_after[i]))
             continue
-        cells = tuple(sorted(problem.closure(problem.writers(i), stored)))
-        rerun_s = sum(problem.cells[c].runtime for c in cells)
+        writers = problem.writers(i)
+        if i in stored and len(writers) == 1:
+            # Only the reason's figure needs its closure: one sum per writer cell, kept.
+            (writer,) = writers
+            if writer not in rerun_of:
+                rerun_of[writer] = rerun_cost(_cells_of(after_cut[writer]))
+            cells: tuple[int, ...] = ()
+            rerun_s, rerunnable = rerun_of[writer]
+        else:
+            cells = tuple(_closure(after_cut, writers))
+            rerun_s, rerunnable = rerun_cost(cells)
         if i in stored:
-            if not all(problem.cells[c].rerunnable for c in cells):
+            if not rerunnable:
                 why = "its cells cannot be rerun"
             elif group.already_stored:
                 why = f"already stored by an earlier checkpoint; rerunning would take {rerun_s:.3g} s"
@@ -295,6 +334,7 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
         recompute_all_seconds=sum(c.runtime for c in problem.cells.values() if c.rerunnable),
         cell_runtimes=runtimes,
         cell_lines={c.index: _first_line(c.code) for c in problem.cells.values() if c.index},
+        settings=tuple(sorted(c.index for c in problem.cells.values() if c.ambient and c.index not in set(reruns))),
     )
 
 
