@@ -11,13 +11,14 @@ import sys
 import time
 from typing import Any, Callable
 
-from . import autocheckpoint, migration, overhead
+from . import autocheckpoint, migration, overhead, planning
 from .common import FULL, QUICK, REPO, Scale
 
 BENCHMARKS: dict[str, tuple[Callable[[Scale], Any], Callable[[Scale, Any], str]]] = {
     "overhead": (overhead.measure, overhead.report),
     "auto": (autocheckpoint.measure, autocheckpoint.report),
     "migration": (lambda s: migration.measure(s, echo=_echo), migration.report),
+    "planning": (planning.measure, planning.report),
 }
 
 
