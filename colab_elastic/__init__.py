@@ -36,12 +36,15 @@ def checkpoint(url: str | None = None, **storage_options: Any) -> CheckpointResu
     return current().session.checkpoint(url, storage_options)
 
 
-def restore(url: str | None = None, *, trust: bool = False, **storage_options: Any) -> RestoreReport:
+def restore(url: str | None = None, *, trust: bool = False, strict: bool = False,
+            **storage_options: Any) -> RestoreReport:
     """Restore the newest checkpoint at `url` into the running session. A checkpoint written by
-    someone else at a place you cannot write to runs their code: pass `trust=True` to accept it."""
+    someone else at a place you cannot write to runs their code: pass `trust=True` to accept it.
+    `strict=True` raises RestoreVerificationError (its `report` is the restore) when anything
+    is not back as it was."""
     from .extension import current
 
-    return current().session.restore(url, storage_options, trust=trust)
+    return current().session.restore(url, storage_options, trust=trust, strict=strict)
 
 
 def export(path: str, url: str | None = None, **storage_options: Any) -> int:

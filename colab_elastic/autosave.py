@@ -211,7 +211,7 @@ class AutoCheckpointer:
         sink = _MemorySink(store, budget)
         session.ensure_writable(store)
         common = dict(url=url, session=session.settings.session, unpicklable=session.unpicklable, known_blobs=known,
-                      sink=sink, writer=session.writer)
+                      sink=sink, writer=session.writer, files=session.files)
         deferred = prepare_deferred(session.recorder, session.graph, session.bandwidth(url),
                                     limit=min(self.policy.defer_mb * 1e6, budget), recomputed=self._recomputed,
                                     **common)

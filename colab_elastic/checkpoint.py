@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import datetime
 import functools
+import io
 import logging
 import platform
 import sys
 import time
+import types
 import uuid
 import warnings
 from dataclasses import dataclass, field, replace
@@ -27,14 +29,16 @@ from typing import Any, Callable, Protocol
 
 import xxhash
 
-from . import sharing
+from . import freshness, sharing
 from ._version import __version__
+from .analysis import analyze_cell
 from .errors import StorageError, UnpicklableWarning, describe
-from .fingerprint import Fingerprint, overlapping
+from .files import Carried, FileLog, carry, imported_packages, module_version
+from .fingerprint import Fingerprint, fingerprint, overlapping
 from .history import HistoryGraph
 from .planner import Bandwidth, GroupInfo, Plan, plan
 from .recorder import Recorder
-from .serialize import dump_group
+from .serialize import dump_group, load_group
 from .store import BlobInfo, Store
 
 log = logging.getLogger("colab_elastic.checkpoint")
@@ -74,6 +78,7 @@ class _Group:
     info: GroupInfo
     key: str | None  # content-derived blob key, None when the content is not fully known
     fingerprints: dict[str, Fingerprint]
+    reloaded: dict[str, str] = field(default_factory=dict)  # see `_reloaded`
 
 
 @functools.lru_cache(maxsize=None)
@@ -90,17 +95,24 @@ def _environment() -> dict[str, Any]:
     package, and this runs after every auto-checkpointed cell."""
     packages = {}
     for name, module_name in _REPORTED_PACKAGES.items():
-        version = getattr(sys.modules.get(module_name), "__version__", None)
-        if not isinstance(version, str):
+        version = module_version(sys.modules[module_name]) if module_name in sys.modules else None
+        if version is None:
             version = _installed_version(name)
         if version is not None:
             packages[name] = version
-    return {"python": platform.python_version(), "platform": sys.platform, "packages": packages}
+    # Every third-party package the session imported: a restore names those it cannot find.
+    return {"python": platform.python_version(), "platform": sys.platform, "packages": packages,
+            "imported": imported_packages()}
 
 
 def _groups(recorder: Recorder, unpicklable: dict[str, tuple[str, str]], fresh: bool = True) -> list[_Group]:
     names = recorder.names()
     fps = {n: recorder.fingerprint(n, fresh=fresh) for n in names}
+    if not fresh:
+        # Cached is not current for what code outside cells may have changed (see freshness).
+        threads = freshness.foreign_threads()
+        for name in freshness.to_refresh(fps, recorder.proven(), quiet=not threads):
+            fps[name] = recorder.fingerprint(name, fresh=True)
     groups = []
     for members in overlapping(fps):
         try:
@@ -110,6 +122,23 @@ def _groups(recorder: Recorder, unpicklable: dict[str, tuple[str, str]], fresh: 
             info = GroupInfo(frozenset(members), sum(fps[n].size for n in members), storable=False, reason=reason)
             groups.append(_Group(info, None, {n: fps[n] for n in members}))
     return groups
+
+
+def _changed_in_place(graph: HistoryGraph, name: str) -> int:
+    """The cell that wrote the live version of `name` by changing the value it read, or that
+    set attributes on it right after binding it (`import json; json.flag = 5`); 0 if none."""
+    ref = (name, graph.active.get(name, 0))
+    for execution in reversed(graph.executions):
+        if ref in execution.writes:
+            changed = any(n == name for n, _ in execution.reads) or name in _attribute_stores(execution.code)
+            return execution.index if changed else 0
+    return 0
+
+
+@functools.lru_cache(maxsize=256)
+def _attribute_stores(code: str) -> frozenset[str]:
+    # Cached: every auto-checkpoint asks again about the same import cells.
+    return analyze_cell(code).attribute_stores
 
 
 def _group(recorder: Recorder, members: frozenset[str], fps: dict[str, Fingerprint],
@@ -123,6 +152,12 @@ def _group(recorder: Recorder, members: frozenset[str], fps: dict[str, Fingerpri
                and recorder.is_notebook_defined(recorder.namespace[n])]
     if classes:
         reasons.append(f"{classes[0]}: a class defined in the notebook is recreated by its cell")
+    # A module is stored by name and imported again: what a cell set on it would be lost.
+    changed = [(n, cell) for n in sorted(members) if issubclass(type(recorder.namespace[n]), types.ModuleType)
+               and (cell := _changed_in_place(recorder.graph, n))]
+    if changed:
+        reasons.append(f"{changed[0][0]}: cell {changed[0][1]} set attributes on this module: it is imported "
+                       "again and that cell rerun")
     key = None
     if all(fps[n].complete for n in members):
         h = xxhash.xxh3_128()
@@ -195,7 +230,46 @@ def collect_groups(recorder: Recorder, graph: HistoryGraph, unpicklable: dict[st
     for group in groups:
         if group.key and group.info.storable and group.key in known_blobs:
             group.info = GroupInfo(group.info.names, group.info.size, True, "", already_stored=True)
+        group.reloaded = _reloaded(recorder, group)
     return groups
+
+
+# Group content key -> `_reloaded` of it: a group is round-tripped once, not after every cell.
+_RELOADED: dict[str, dict[str, str]] = {}
+RELOAD_CHECK_BYTES = 1_000_000
+
+
+def _reloaded(recorder: Recorder, group: _Group) -> dict[str, str]:
+    """Content fingerprints of the group's values after a pickle round trip, for the names
+    where it is not their own (a `__setstate__` that drops a cache, as sklearn's `Bunch`
+    does): a restore loading the blob gives exactly that, and verifies against it.
+
+    Only small groups (a round trip costs a copy); a value that does not survive the round
+    trip is simply not given one (its serialization, later, says why)."""
+    if group.key is None or not group.info.storable or group.info.size > RELOAD_CHECK_BYTES:
+        return {}
+    if group.key in _RELOADED:
+        return _RELOADED[group.key]
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():  # the user sees a value's warnings when it is really stored
+            warnings.simplefilter("ignore")
+            dump_group({n: recorder.namespace[n] for n in group.info.names}, buffer, recorder.namespace)
+            copies = load_group(buffer.getvalue(), recorder.namespace)
+    except Exception as exc:  # noqa: BLE001 - whatever it raises, the value's own serialization reports it
+        log.debug("%s: no round trip (%s)", ", ".join(sorted(group.info.names)), describe(exc))
+        return {}
+    reloaded = {}
+    for name, fp in group.fingerprints.items():
+        if name not in copies:
+            continue
+        again = fingerprint(copies.get(name), is_notebook_defined=recorder.is_notebook_defined)
+        if again.complete and again.content != fp.content:
+            reloaded[name] = again.content
+    if len(_RELOADED) > 10_000:
+        _RELOADED.clear()
+    _RELOADED[group.key] = reloaded
+    return reloaded
 
 
 def _serialize(indices: list[int], groups: list[_Group], recorder: Recorder, sink: BlobSink, *, writer: str,
@@ -235,8 +309,16 @@ def _serialize(indices: list[int], groups: list[_Group], recorder: Recorder, sin
     return bool(failures)
 
 
+def _recorded(fp: Fingerprint, reloaded: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"content": fp.content, "complete": fp.complete}
+    if reloaded is not None:
+        entry["reloaded"] = reloaded
+    return entry
+
+
 def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dict[int, BlobInfo],
-            written: list[BlobInfo], *, url: str, session: str, started: float, dry_run: bool) -> PreparedCheckpoint:
+            written: list[BlobInfo], *, url: str, session: str, started: float, dry_run: bool,
+            carried: Carried | None = None) -> PreparedCheckpoint:
     """The manifest of a planned checkpoint whose stored groups all have their blobs."""
     entries = []
     referenced: dict[str, BlobInfo] = {}
@@ -244,7 +326,7 @@ def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dic
         group = groups[index]
         entry: dict[str, Any] = {
             "decision": decision.to_json(),
-            "fingerprints": {n: {"content": fp.content, "complete": fp.complete} for n, fp in group.fingerprints.items()},
+            "fingerprints": {n: _recorded(fp, group.reloaded.get(n)) for n, fp in group.fingerprints.items()},
         }
         if decision.action == "store" and not dry_run:
             info = blobs[index]
@@ -262,6 +344,7 @@ def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dic
         blobs_written=len(written),
         blobs_reused=sum(1 for i, d in enumerate(current.groups) if d.action == "store" and groups[i].info.already_stored),
         seconds=time.perf_counter() - started,
+        note="; ".join(carried.notes) if carried is not None else "",
     )
     recomputed = {groups[i].key for i, d in enumerate(current.groups) if d.action == "recompute" and groups[i].key}
     if dry_run:
@@ -279,6 +362,10 @@ def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dic
         "groups": entries,
         "covers_cell": graph.executions[-1].index,
     }
+    if carried is not None:
+        # Files the reruns need, put back before them; and what each cell read and installed.
+        manifest["files"] = {"entries": carried.entries, "log": carried.record}
+        referenced.update(carried.blobs)
     return PreparedCheckpoint(result, manifest, written, referenced, recomputed)
 
 
@@ -294,18 +381,23 @@ def prepare_checkpoint(
     sink: BlobSink | None,
     writer: str = "w",
     fresh: bool = True,
+    files: FileLog | None = None,
 ) -> PreparedCheckpoint:
     """Fingerprint, group, plan, and serialize every stored group not already known.
 
     `known_blobs` are blobs already at the destination (or on their way there), by content
     key; groups whose key is among them are not serialized again. `writer` goes into the
     names of new blobs. `sink=None` is a dry run. `fresh=False`
-    trusts fingerprints cached by the recorder (right after a cell, they are current).
+    trusts fingerprints cached by the recorder where they are proven current (see freshness).
     `unpicklable` (name -> (content fingerprint, reason)) is updated with what failed to
     serialize, so the next checkpoint does not try that value again.
     """
     started = time.perf_counter()
     groups = collect_groups(recorder, graph, unpicklable, known_blobs, fresh=fresh)
+    # Files the reruns need go first: a cell whose file cannot travel is planned not rerunnable.
+    carried = carry(graph, files, sink, known_blobs, writer=writer) if files is not None else None
+    if carried is not None:
+        graph = carried.graph
     written: list[BlobInfo] = []
     blobs: dict[int, BlobInfo] = {}
     while True:
@@ -325,7 +417,7 @@ def prepare_checkpoint(
                           blobs=blobs, written=written):
             break
     return _finish(graph, groups, current, blobs, written, url=url, session=session, started=started,
-                   dry_run=sink is None)
+                   dry_run=sink is None, carried=carried)
 
 
 @dataclass
@@ -344,12 +436,13 @@ class DeferredCheckpoint:
     url: str
     session: str
     started: float
+    carried: Carried | None = None
 
     def finish(self) -> PreparedCheckpoint:
         """Plan over the snapshot and build the manifest (any thread)."""
         current = plan(self.graph, [g.info for g in self.groups], self.bandwidth)
         return _finish(self.graph, self.groups, current, self.blobs, self.written, url=self.url,
-                       session=self.session, started=self.started, dry_run=False)
+                       session=self.session, started=self.started, dry_run=False, carried=self.carried)
 
 
 def prepare_deferred(
@@ -365,6 +458,7 @@ def prepare_deferred(
     limit: float,
     recomputed: set[str],
     writer: str = "w",
+    files: FileLog | None = None,
 ) -> DeferredCheckpoint | None:
     """Serialize every storable group not already known, if they add up to at most `limit`
     bytes, and leave the plan for later; None when they are larger (plan first, then
@@ -385,7 +479,10 @@ def prepare_deferred(
     blobs = {i: known_blobs[g.key] for i, g in enumerate(groups) if g.info.already_stored and g.key is not None}
     written: list[BlobInfo] = []
     _serialize(changed, groups, recorder, sink, writer=writer, unpicklable=unpicklable, blobs=blobs, written=written)
-    return DeferredCheckpoint(graph.copy(), groups, blobs, written, bandwidth, url, session, started)
+    carried = carry(graph, files, sink, known_blobs, writer=writer) if files is not None else None
+    if carried is not None:
+        graph = carried.graph
+    return DeferredCheckpoint(graph.copy(), groups, blobs, written, bandwidth, url, session, started, carried)
 
 
 def take_checkpoint(
@@ -401,6 +498,7 @@ def take_checkpoint(
     progress: Callable[[int, str, str], Any] | None = None,
     dry_run: bool = False,
     commit: Callable[[dict[str, Any]], bool] | None = None,
+    files: FileLog | None = None,
 ) -> tuple[CheckpointResult, dict[str, BlobInfo], bool]:
     """Plan, and unless `dry_run`, write and commit one checkpoint now, streaming blobs to the
     store. `commit(manifest)` commits (default: `store.commit`) and says whether LATEST moved.
@@ -408,7 +506,7 @@ def take_checkpoint(
     started = time.perf_counter()
     prepared = prepare_checkpoint(
         recorder, graph, bandwidth, url=store.url, session=session, unpicklable=unpicklable,
-        known_blobs=known_blobs, sink=None if dry_run else StoreSink(store, progress), writer=writer,
+        known_blobs=known_blobs, sink=None if dry_run else StoreSink(store, progress), writer=writer, files=files,
     )
     if prepared.manifest is None:
         return prepared.result, {}, False

@@ -8,6 +8,7 @@ One base class for errors, one family of warnings on stdlib categories::
     │   ├── CheckpointNotFoundError  no complete checkpoint at that location
     │   └── CorruptCheckpointError   a manifest or blob is unreadable, truncated or altered
     ├── RestoreError                 a restore could not bring the session back
+    │   └── RestoreVerificationError --strict: restored, but not verified equal to the original
     └── UntrustedCheckpointError     restoring it would run someone else's code: needs --trust
 
     ElasticWarning (UserWarning)     something was degraded, never lost silently
@@ -43,6 +44,15 @@ class CorruptCheckpointError(StorageError):
 
 class RestoreError(ElasticError):
     """A restore could not bring the session back."""
+
+
+class RestoreVerificationError(RestoreError):
+    """A strict restore finished, but some names are not back as they were (they differ, their
+    sharing differs, they are missing or their cell failed). `report` is the whole restore."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class UntrustedCheckpointError(ElasticError):

@@ -6,6 +6,8 @@ The only module that talks to IPython. Works with IPython 7.34 (Colab) through 9
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import traceback
 import warnings
 from typing import Any
@@ -17,9 +19,9 @@ from IPython.utils.capture import capture_output
 
 from IPython.core.error import UsageError
 
-from . import colab, randomness
+from . import ambient, colab, files, randomness
 from .config import Settings, safe_name
-from .errors import ElasticError, RecordingWarning, UntrustedCheckpointError
+from .errors import ElasticError, RecordingWarning, RestoreVerificationError, UntrustedCheckpointError
 from .restore import RunOutcome
 from .session import Session
 
@@ -32,6 +34,7 @@ class ShellRunner:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.namespace = shell.user_ns
+        self.ambient = ambient.Ambient(shell_settings(shell))
 
     def run(self, code: str, rng: str | None = None) -> RunOutcome:
         # silent=True fires no pre/post_run_cell events and keeps history untouched. ipykernel
@@ -51,6 +54,48 @@ class ShellRunner:
             return RunOutcome(True)
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         return RunOutcome(False, type(error).__name__, text)
+
+
+# Backends whose `%matplotlib` name is not the backend's own.
+_GUI_OF_BACKEND = {"module://matplotlib_inline.backend_inline": "inline", "module://ipympl.backend_nbagg": "widget"}
+
+
+def shell_settings(shell: Any) -> tuple[ambient.Setting, ...]:
+    """The IPython-level settings a cell can change: `%matplotlib`, `%config`, `%load_ext`."""
+
+    def backend() -> str | None:
+        mpl = sys.modules.get("matplotlib")
+        if mpl is None or "matplotlib.pyplot" not in sys.modules:
+            return None  # no backend chosen yet
+        chosen = dict.get(mpl.rcParams, "backend")  # not rcParams[...]: that would resolve one
+        return chosen if isinstance(chosen, str) else None
+
+    def set_backend(name: str) -> None:
+        shell.run_line_magic("matplotlib", _GUI_OF_BACKEND.get(name, name))
+
+    def config() -> dict[str, Any]:
+        return {f"{section}.{key}": value for section, values in shell.config.items() if isinstance(values, dict)
+                for key, value in values.items()}
+
+    def set_config(change: dict[str, Any]) -> None:
+        for key, value in change["set"].items():
+            shell.run_line_magic("config", f"{key} = {value!r}")
+
+    def extensions() -> list[str]:
+        return sorted(n for n in shell.extension_manager.loaded if n != "colab_elastic")
+
+    def load_extensions(names: list[str]) -> None:
+        # Only loaded, never unloaded: the restoring kernel's own extensions stay.
+        for name in names:
+            if name not in shell.extension_manager.loaded:
+                if shell.extension_manager.load_extension(name) == "no load function":
+                    raise ElasticError(f"{name} has no load_ipython_extension")
+
+    return (
+        ambient.Setting("ipython.extensions", extensions, load_extensions),
+        ambient.Setting("ipython.matplotlib", backend, set_backend),
+        ambient.Setting("ipython.config", config, set_config, keyed=True),
+    )
 
 
 def _quiet_traceback(*args: Any, **kwargs: Any) -> None:
@@ -93,6 +138,10 @@ class ElasticMagics(Magics):
     @argument("--trust", action="store_true", help="restore: accept a checkpoint written by someone else")
     @argument("--at", default=None, metavar="CHECKPOINT",
               help="restore: this checkpoint (an id from %%elastic log, or a unique part of one)")
+    @argument("--strict", action="store_true",
+              help="restore: an error if anything is not back as it was (after the report)")
+    @argument("--install", action="store_true",
+              help="restore: first rerun the notebook's recorded install lines (%%pip install, !apt-get install)")
     @argument("--force", action="store_true",
               help="checkpoint: put this session's checkpoint over another session's at that location")
     @argument("--source", default=None, help="export: the checkpoint URL to export (default: this session's)")
@@ -104,8 +153,10 @@ class ElasticMagics(Magics):
         """Checkpoint and restore this notebook session.
 
         %elastic checkpoint [URL]   store what is slow to recompute, commit a checkpoint
-        %elastic restore [URL] [--at CHECKPOINT]
-                                    load the newest intact checkpoint (or that one), rerun the minimal cells
+        %elastic restore [URL] [--at CHECKPOINT] [--strict] [--install]
+                                    load the newest intact checkpoint (or that one), rerun the minimal cells;
+                                    --strict: an error if anything differs from the original;
+                                    --install: first replay the recorded install lines
         %elastic log [URL]          every checkpoint there, newest first: intact or damaged
         %elastic fresh              start a new session at this location (its checkpoint stays reachable)
         %elastic plan [URL]         dry run: what would be stored, what recomputed, and why
@@ -135,9 +186,13 @@ class ElasticMagics(Magics):
 
     def _restore(self, args: Any, options: dict[str, Any]) -> None:
         try:
-            report = self.session.restore(args.target, options, trust=args.trust, at=args.at)
+            report = self.session.restore(args.target, options, trust=args.trust, at=args.at, strict=args.strict,
+                                          install=args.install)
         except UntrustedCheckpointError as exc:
             print(exc.summary)  # what it would run, above the one-line refusal
+            raise
+        except RestoreVerificationError as exc:
+            display(exc.report)  # the whole report, above the one-line error
             raise
         display(report)
 
@@ -212,11 +267,18 @@ class Extension:
 
     def register(self) -> None:
         self.shell.register_magics(ElasticMagics(self.shell, self.session))
+        # Neither our checkpoints nor IPython's history database are the notebook's files.
+        hist_file = getattr(getattr(self.shell, "history_manager", None), "hist_file", None)
+        for path in (self.session.url(), str(hist_file) if hist_file else ""):
+            if path and os.path.isabs(path):
+                self.session.files.ignore(path)
+        files.install_hook(self.session.files)
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def unregister(self) -> None:
         self.session.autosave.close()
+        files.install_hook(None)  # audit hooks stay for the process: ours now does nothing
         for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             try:
                 self.shell.events.unregister(event, callback)

@@ -5,9 +5,11 @@ session has already imported them (looked up in `sys.modules`, never imported he
 
 A walk follows the references a value really holds (`gc.get_referents`, so no temporaries),
 hashing what it meets with xxh3-128: atomic values by content, numpy buffers in place (never
-copied when contiguous), back-references by their position in the walk. Functions, classes
-and modules are leaves: descending into a function's `__globals__` would reach the whole
-namespace. Nothing is mutated and nothing is deep-copied.
+copied when contiguous; see `fingerprint_arrays`), back-references by their position in the
+walk. Functions, classes and modules are leaves: descending into a function's `__globals__`
+would reach the whole namespace. One exception: the fingerprint *of* a notebook class (the
+value of its variable) covers its own data attributes, which cells may change in place.
+Nothing is mutated and nothing is deep-copied.
 
 A fingerprint never raises. An object that raises when looked at (a `__sizeof__`, a
 `__getattribute__` or a `__reduce__` of the user's that throws) makes its value incomplete
@@ -33,6 +35,7 @@ from typing import Any, Callable
 import xxhash
 
 from .errors import describe
+from .fingerprint_arrays import ArrayHashing, dtype_text
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
 _REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
@@ -61,6 +64,9 @@ _UNPICKLABLE = (
     socket.socket,
     *_THREAD_LOCK_TYPES,
 )
+
+# What a class body defines as behaviour rather than data.
+_CLASS_BEHAVIOUR = (types.FunctionType, staticmethod, classmethod, property, *_LEAF_CALLABLES)
 
 DEFAULT_BUDGET = 2_000_000  # objects visited per value before we stop and call it opaque
 
@@ -96,7 +102,7 @@ def unpicklable_reason(obj: Any) -> str | None:
     return None
 
 
-class _Walk:
+class _Walk(ArrayHashing):
     """One fingerprinting walk over one value."""
 
     def __init__(self, budget: int, is_notebook_defined: Callable[[Any], bool]) -> None:
@@ -109,20 +115,7 @@ class _Walk:
         self.unpicklable: str | None = None
         self.budget = budget
         self.is_notebook_defined = is_notebook_defined
-        np = sys.modules.get("numpy")
-        self.np = np
-        self.ndarray = np.ndarray if np is not None else None
-        # numpy loads numpy.ma lazily: no masked array can exist before it is loaded.
-        ma = sys.modules.get("numpy.ma")
-        self.masked_array = ma.MaskedArray if ma is not None else None
-        self.ma_masked = ma.masked if ma is not None else None
-        self.np_generic = np.generic if np is not None else None
-        self.np_dtype = np.dtype if np is not None else None
-        self.np_void_object = (np.object_,) if np is not None else ()
-        pd = sys.modules.get("pandas")
-        self.pandas_types: tuple[type, ...] = ()
-        if pd is not None:
-            self.pandas_types = (pd.DataFrame, pd.Series, pd.Index)
+        self.init_arrays()
 
     def tag(self, text: str) -> None:
         self.hasher.update(text.encode("utf-8", "surrogatepass"))
@@ -130,6 +123,11 @@ class _Walk:
 
     def run(self, value: Any) -> None:
         stack: list[tuple[Any, bool]] = [(value, True)]
+        if isinstance(value, type) and self.is_notebook_defined(value):
+            # A notebook class held by its variable: a leaf, plus its data attributes, which
+            # are state too (`Registry.items.append(x)`).
+            stack = [(child, True) for child in reversed(self.class_data(value))]
+            self.value_leaf(value, type(value))
         while stack:
             obj, real = stack.pop()
             try:
@@ -215,6 +213,18 @@ class _Walk:
             return self.visit_reduced(obj)
         return self.visit_object(obj)
 
+    def class_data(self, owner: type) -> list[Any]:
+        """A notebook class's own data attributes, tagged by name: not its functions and not
+        dunders (redefining the class rebinds the variable, which is seen anyway)."""
+        items = [(k, v) for k, v in vars(owner).items() if not (k.startswith("__") and k.endswith("__"))
+                 and k != "_abc_impl" and not isinstance(v, _CLASS_BEHAVIOUR)]
+        children: list[Any] = []
+        for key, value in items:
+            self.tag(f".{key}")
+            children.append(value)
+        self.tag(f"attributes {len(children)}")
+        return children
+
     def value_leaf(self, obj: Any, t: type) -> bool:
         """Hash values whose identity means nothing (dtypes, scalars, classes, modules, enum
         members): two equal ones are interchangeable, and a pickle round trip may turn one
@@ -232,7 +242,7 @@ class _Walk:
             self.tag(obj.name)
         elif self.np_dtype is not None and isinstance(obj, self.np_dtype):
             self.tag("dtype")
-            self.tag(_dtype_text(obj))
+            self.tag(dtype_text(obj))
         elif self.ma_masked is not None and obj is self.ma_masked:
             self.tag("numpy.ma.masked")  # a singleton, like None: sharing it aliases nothing
         elif self.np_generic is not None and isinstance(obj, self.np_generic) and not isinstance(obj, self.np_void_object):
@@ -240,96 +250,6 @@ class _Walk:
             self.hasher.update(obj.tobytes())
         else:
             return False
-        return True
-
-    def visit_ndarray(self, arr: Any) -> list[tuple[Any, bool]]:
-        self.tag(f"{_dtype_text(arr.dtype)}{arr.shape}")
-        self.size += arr.nbytes
-        # Views share memory with their base: the root owner makes them co-variables.
-        self.share_root(arr)
-        # A subclass (masked, record, matrix) is hashed as the plain array over the same buffer,
-        # plus its own state: its methods (reshape, tolist) may mean something else.
-        data = arr if type(arr) is self.ndarray else arr.view(self.ndarray)
-        children: list[tuple[Any, bool]] = []
-        if self.masked_array is not None and isinstance(arr, self.masked_array):
-            children += self.visit_mask(arr)
-        elif data is not arr:
-            attrs = getattr(arr, "__dict__", None)
-            if attrs:  # what a subclass keeps beside the buffer (a matrix's flags, units)
-                children.append((attrs, True))
-        if data.dtype.hasobject:
-            if not self.hash_strings(data):
-                children = [(item, True) for item in data.ravel(order="K").tolist()] + children
-        else:
-            self.hash_buffer(data)
-        return children
-
-    def share_root(self, arr: Any) -> None:
-        """Count the array owning `arr`'s memory as reachable: views of one base are aliases."""
-        base = arr
-        while getattr(base, "base", None) is not None:
-            base = base.base
-        if base is not arr:
-            self.objects.add(id(base))
-            self.keepalive.append(base)
-
-    def hash_buffer(self, data: Any) -> None:
-        """Hash a plain ndarray's bytes in C order, without a copy when it is contiguous."""
-        if data.flags.c_contiguous:
-            self.hasher.update(data.reshape(-1).view("u1") if data.size else b"")
-            return
-        # Hash row blocks: bounded extra memory for a strided view.
-        flat = data.reshape(data.shape[0], -1) if data.ndim > 1 else data.reshape(-1, 1)
-        step = max(1, (64 << 20) // max(1, flat[0:1].nbytes))
-        for start in range(0, flat.shape[0], step):
-            chunk = flat[start : start + step].copy(order="C")
-            self.hasher.update(chunk.view("u1").reshape(-1))
-
-    def visit_mask(self, arr: Any) -> list[tuple[Any, bool]]:
-        """The state of a masked array beside its data: what pickle keeps, the mask and the fill
-        value, in the form pickle gives them back (no mask and an all-False one are the same;
-        an unset fill value is its default, which merely reading `fill_value` sets)."""
-        np, ma = self.np, sys.modules["numpy.ma"]
-        mask = arr._mask
-        if mask is ma.nomask or not _any(np, mask):
-            self.tag("mask: none")
-        else:
-            self.tag("mask")
-            self.share_root(mask)
-            self.hash_buffer(mask.view(np.ndarray))
-        fill = arr._fill_value
-        if fill is None:
-            fill = ma.default_fill_value(arr)
-        try:
-            fill = np.asarray(fill, dtype=arr.dtype)
-        except (TypeError, ValueError):  # a fill value numpy itself could not convert
-            fill = np.asarray(fill)
-        self.tag(f"fill {_dtype_text(fill.dtype)}")
-        if fill.dtype.hasobject:
-            return [(fill.tolist(), False)]
-        self.hasher.update(fill.tobytes())
-        return []
-
-    def hash_strings(self, arr: Any) -> bool:
-        """Hash an object array of strings (a pandas text column) in one vectorized pass.
-
-        Walking millions of str objects one by one costs seconds per cell; pandas' own
-        hasher does it in C. Only when pandas is already loaded, and only when every element
-        is a str (or missing): anything else is walked, since it may be shared or mutable.
-        """
-        pd = sys.modules.get("pandas")
-        if pd is None or arr.size == 0:
-            return False
-        flat = arr.ravel(order="K")
-        try:
-            if pd.api.types.infer_dtype(flat, skipna=True) not in ("string", "empty"):
-                return False
-            hashes = pd.util.hash_array(flat, categorize=False)
-        except (TypeError, ValueError):
-            return False
-        self.tag("str-array")
-        self.hasher.update(hashes.view("u1"))
-        self.size += int(sum(map(len, (x for x in flat if isinstance(x, str))))) if flat.size < 10_000 else 32 * flat.size
         return True
 
     def visit_function(self, func: types.FunctionType) -> list[tuple[Any, bool]]:
@@ -397,7 +317,15 @@ class _Walk:
         own = getattr(obj, "__dict__", None)
         if type(state) is dict and isinstance(own, dict) and state is not own:
             self.tag(f"state {len(state)}")
+            addresses = _addresses(state)
             for key, value in state.items():
+                if key in addresses:
+                    # An attribute holding `id()` of another attribute (sklearn's
+                    # `_stop_words_id`): an address, new in every process; what it says is
+                    # which attribute it points at.
+                    self.tag(f"id of {addresses[key]!r}")
+                    children.append((key, False))
+                    continue
                 children += [(key, False), (value, key in own and own[key] is value)]
         elif state is not None:
             children.append((state, state is own))
@@ -436,16 +364,14 @@ class _Walk:
         return [(r, True) for r in referents]
 
 
-def _dtype_text(dtype: Any) -> str:
-    # `str` alone says only "|V8" for a record: its fields' names and types must count too.
-    return dtype.str if not dtype.fields else repr(dtype.descr)
-
-
-def _any(np: Any, mask: Any) -> bool:
-    """Is anything masked? (A structured array's mask has one bool field per field.)"""
-    if mask.dtype.names:
-        mask = np.ascontiguousarray(mask).view(np.bool_)
-    return bool(mask.any())
+def _addresses(state: dict[Any, Any]) -> dict[Any, Any]:
+    """Keys of `state` whose value is an int equal to `id()` of another value in it -> that
+    other value's key. Only ints that can be addresses (aligned, past the first pages) count."""
+    candidates = [k for k, v in state.items() if type(v) is int and v > 0xFFFF and not v % 8]
+    if not candidates:
+        return {}
+    ids = {id(v): k for k, v in state.items()}
+    return {k: ids[state[k]] for k in candidates if state[k] in ids and ids[state[k]] != k}
 
 
 def _instance_state(obj: Any) -> list[Any] | None:

@@ -38,6 +38,8 @@ class CellExecution:
     note: str = ""
     cell_id: str | None = None  # the frontend's id of the cell, when it sends one
     rng: str | None = None  # global random state before the cell, if the cell drew from it
+    # The session settings the cell changed (cwd, os.environ, rcParams, ...; see ambient), encoded.
+    ambient: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class CellExecution:
             "note": self.note,
             "cell_id": self.cell_id,
             "rng": self.rng,
+            "ambient": self.ambient,
         }
 
     @classmethod
@@ -68,6 +71,7 @@ class CellExecution:
             note=str(data.get("note", "")),
             cell_id=data.get("cell_id"),
             rng=data.get("rng"),
+            ambient=data.get("ambient"),
         )
 
 
@@ -105,6 +109,7 @@ class HistoryGraph:
         note: str = "",
         cell_id: str | None = None,
         rng: str | None = None,
+        ambient: str | None = None,
     ) -> CellExecution:
         """Add one execution; `reads`/`writes`/`deletes` are names, versions are assigned here."""
         read_refs = tuple(sorted((n, self.active[n]) for n in set(reads) if n in self.active))
@@ -118,7 +123,8 @@ class HistoryGraph:
         for name in gone:
             del self.active[name]
         execution = CellExecution(
-            self.next_index, code, runtime, read_refs, tuple(write_refs), gone, error, rerunnable, note, cell_id, rng
+            self.next_index, code, runtime, read_refs, tuple(write_refs), gone, error, rerunnable, note, cell_id, rng,
+            ambient,
         )
         self.executions.append(execution)
         return execution

@@ -26,7 +26,17 @@ def capture() -> State:
     np = sys.modules.get("numpy")
     if np is not None:
         state["numpy"] = np.random.get_state(legacy=False)
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "random"):  # a half-imported torch has no generators yet
+        state["torch"] = bytes(torch.random.get_rng_state().numpy())
+        cuda = getattr(torch, "cuda", None)
+        if cuda is not None and cuda.is_initialized():
+            state["torch.cuda"] = [bytes(s.cpu().numpy()) for s in cuda.get_rng_state_all()]
     return state
+
+
+def _tensor(torch: Any, data: bytes) -> Any:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -43,7 +53,7 @@ def changed(before: State, after: State) -> bool:
 
 
 def encode(state: State) -> str:
-    """Plain text for the manifest. Only builtins and numpy arrays: nothing executable."""
+    """Plain text for the manifest. Only builtins, bytes and numpy arrays: nothing executable."""
     return base64.b64encode(pickle.dumps(state, protocol=4)).decode("ascii")
 
 
@@ -54,3 +64,10 @@ def apply(encoded: str) -> None:
     np = sys.modules.get("numpy")
     if "numpy" in state and np is not None:
         np.random.set_state(state["numpy"])
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return  # never imported here yet: nothing of it to put back (we do not import it)
+    if "torch" in state:
+        torch.random.set_rng_state(_tensor(torch, state["torch"]))
+    if "torch.cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_tensor(torch, s) for s in state["torch.cuda"]])

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import randomness
+from . import ambient, randomness
 from .analysis import analyze_cell, reachable_names, replayable_code
 from .errors import RecordingWarning, describe
 from .fingerprint import Fingerprint, fingerprint, unknown
@@ -34,8 +35,11 @@ class _Pending:
     before: dict[str, Fingerprint] = field(default_factory=dict)
     loads: frozenset[str] = frozenset()
     failure: str = ""
+    unrepeatable: str = ""  # why a rerun could not reproduce the cell, known from its source
+    modules: dict[str, int] = field(default_factory=dict)  # module signatures of names it may read
     cell_id: str | None = None
     rng: randomness.State | None = None
+    settings: ambient.Snapshot | None = None
 
 
 class Recorder:
@@ -48,14 +52,20 @@ class Recorder:
         *,
         hidden: dict[str, Any] | None = None,
         transform: Callable[[str], str] = lambda code: code,
+        settings: ambient.Ambient | None = None,
     ) -> None:
         self.namespace = namespace
         self.hidden = hidden or {}
         self.graph = graph
         self.transform = transform
+        self.settings = settings or ambient.Ambient()
         self.is_notebook_defined = notebook_predicate(namespace)
         # name -> (id of the bound object, its fingerprint after the last cell that wrote it)
         self._cache: dict[str, tuple[int, Fingerprint]] = {}
+        # name -> (id of the module bound, `_module_signature` of it after the last cell)
+        self._modules: dict[str, tuple[int, int]] = {}
+        # Names fingerprinted since the last cell ran: their cached fingerprints are current.
+        self._since_cell: set[str] = set()
         self._pending: _Pending | None = None
         # The state `graph.rng` was encoded from, and that encoding: encode again only when it moves.
         self._rng_seen: tuple[str, randomness.State] | None = None
@@ -76,15 +86,43 @@ class Recorder:
             log.info("%s %s", name, reason)
             fp = unknown(reason)
         self._cache[name] = (id(value), fp)
+        self._since_cell.add(name)
         return fp
+
+    def proven(self) -> set[str]:
+        """Names whose cached fingerprint was taken after the last cell ran (see freshness)."""
+        return set(self._since_cell)
 
     def reset_cache(self) -> None:
         self._cache.clear()
+        self._modules.clear()
+        self._since_cell.clear()
+
+    def _module_signature(self, name: str, *, fresh: bool = False) -> int | None:
+        """What the notebook may have set on the module bound to `name` (None: not a module).
+
+        A module's fingerprint is its name (it is stored by name); `json.flag = 5` shows here:
+        public names and the ids of their values, leaving out what the library keeps there of
+        its own (submodules, classes, its functions). In-process only, so ids may count.
+        """
+        value = self.namespace[name]
+        if not issubclass(type(value), types.ModuleType):  # type(): a hostile `__class__` may raise
+            return None
+        cached = self._modules.get(name)
+        if not fresh and cached is not None and cached[0] == id(value):
+            return cached[1]
+        pairs = tuple((key, id(item)) for key, item in list(vars(value).items())
+                      if type(key) is str and not key.startswith("_") and not isinstance(item, (types.ModuleType, type))
+                      and (type(item) is not types.FunctionType or self.is_notebook_defined(item)))
+        signature = hash(pairs)
+        self._modules[name] = (id(value), signature)
+        return signature
 
     # Events --------------------------------------------------------------------------------
     def before(self, raw_cell: str, cell_id: str | None = None) -> None:
         started = time.perf_counter()
         self._pending = None
+        self._since_cell.clear()
         try:
             names = self.names()
             # Values that appeared outside recorded cells (before %load_ext, in its own cell)
@@ -97,17 +135,22 @@ class Recorder:
         pending = _Pending(raw_cell, started, ids, cell_id=cell_id)
         try:
             pending.rng = randomness.capture()
+            pending.settings = self.settings.capture()
             analysis = analyze_cell(self.transform(raw_cell))
             if not analysis.parsed:
                 pending.failure = "the cell could not be parsed"
-            candidates = reachable_names(analysis.loads | analysis.deletes, self.namespace, self.is_notebook_defined)
+            seed = set(ids) if analysis.dynamic else analysis.loads | analysis.deletes
+            candidates = reachable_names(seed, self.namespace, self.is_notebook_defined)
+            pending.unrepeatable = analysis.unrepeatable
             pending.loads = frozenset(candidates)
             pending.before = {n: self.fingerprint(n) for n in candidates if n in ids}
+            pending.modules = {n: sig for n in pending.before if (sig := self._module_signature(n)) is not None}
         except Exception as exc:  # noqa: BLE001
             pending.failure = f"analysis failed: {exc!r}"
             warnings.warn(f"colab_elastic could not analyse this cell ({exc!r}); its results will be stored, not rerun",
                           RecordingWarning, stacklevel=2)
         self._pending = pending
+        self._since_cell.clear()  # what `before` fingerprinted is from before the cell
         # Restart the clock so our own work is not counted as the cell's runtime.
         pending.started = time.perf_counter()
 
@@ -148,24 +191,41 @@ class Recorder:
             # cell could reach it, assume it did.
             if after.content != before.content or not after.complete:
                 modified.add(name)
+        for name, signature in pending.modules.items():
+            if name in now and name not in rebound and self._module_signature(name, fresh=True) != signature:
+                modified.add(name)  # an attribute set on a module the cell could reach
         # A change made through one name is a change to every name sharing those objects.
         for name in [n for n in modified if n in pending.before]:
             shared = pending.before[name].objects
             for other, (obj_id, fp) in list(self._cache.items()):
                 if other in now and other not in rebound and other != name and now[other] == obj_id and fp.objects & shared:
                     modified.add(other)
+        # `a.append(3); a = []`: the old object changed, then left through its name; the names
+        # still sharing it see the change. Only aliases are looked at again, and only when
+        # this cell has not looked at them already.
+        for name in (rebound | deleted) & set(pending.before):
+            shared = pending.before[name].objects
+            for other, (obj_id, fp) in list(self._cache.items()):
+                if (other in now and other not in rebound and other not in modified and other not in refreshed
+                        and now[other] == obj_id and fp.objects & shared):
+                    after = self.fingerprint(other, fresh=True)
+                    refreshed.add(other)
+                    if after.content != fp.content or not after.complete:
+                        modified.add(other)
 
         for name in deleted:
             self._cache.pop(name, None)
+            self._modules.pop(name, None)
         for name in (created | rebound | modified) - refreshed:
             self.fingerprint(name, fresh=True)
 
-        note = pending.failure
+        note = pending.failure or _unrepeatable(pending, error)
         rng = None
         after = randomness.capture()
         if pending.rng is not None and randomness.changed(pending.rng, after):
             rng = randomness.encode(pending.rng)  # the cell drew random numbers: replay them
         self._note_random_state(after)
+        settings = self._settings_changed(pending)
         execution = self.graph.record(
             replayable_code(pending.raw_cell),
             runtime,
@@ -177,9 +237,23 @@ class Recorder:
             note=note,
             cell_id=pending.cell_id,
             rng=rng,
+            ambient=settings,
         )
         log.debug("recorded cell %d: reads %s writes %s", execution.index, execution.reads, execution.writes)
         return execution
+
+    def _settings_changed(self, pending: _Pending) -> str | None:
+        """The session settings the cell changed (see ambient), encoded; None if it changed none."""
+        if pending.settings is None:
+            return None
+        effect = self.settings.diff(pending.settings, self.settings.capture())
+        if not effect:
+            return None
+        encoded, dropped = ambient.encode(effect)
+        for name, why in dropped.items():
+            warnings.warn(f"colab_elastic cannot record this cell's change to {name} ({why}); "
+                          "a restore that does not rerun the cell will not have it", RecordingWarning, stacklevel=2)
+        return encoded
 
     def _note_random_state(self, state: randomness.State) -> None:
         """Keep `graph.rng` at the global random state after the last recorded cell."""
@@ -193,3 +267,15 @@ class Recorder:
     def discard_pending(self) -> None:
         """Forget the cell in progress (it restored the session: its changes are not its own)."""
         self._pending = None
+
+
+def _unrepeatable(pending: _Pending, error: BaseException | None) -> str:
+    """Why rerunning this cell would not reproduce it ("" when it would): its results must be
+    stored, so the execution is recorded as not rerunnable with this as its note."""
+    if isinstance(error, KeyboardInterrupt):
+        return "it was interrupted: a rerun would not stop at the same place"
+    if error is not None:
+        return f"it failed part-way ({type(error).__name__}): a rerun may not stop at the same place"
+    if pending.unrepeatable:
+        return pending.unrepeatable
+    return ""

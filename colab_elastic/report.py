@@ -84,16 +84,18 @@ _MAX_CELL_ROWS = 40
 
 def cell_rows(plan: "Plan") -> list[tuple[str, str, str, str]]:
     """Per recorded cell: rerun on restore or not (the most recent cells when there are many)."""
-    rerun = set(plan.reruns)
+    rerun, settings = set(plan.reruns), set(plan.settings)
     cells = sorted(plan.cell_lines)[-_MAX_CELL_ROWS:]
-    return [(str(c), human_seconds(plan.cell_runtimes.get(c, 0.0)), "rerun" if c in rerun else "-", plan.cell_lines[c])
-            for c in cells]
+    return [(str(c), human_seconds(plan.cell_runtimes.get(c, 0.0)),
+             "rerun" if c in rerun else "settings" if c in settings else "-", plan.cell_lines[c]) for c in cells]
 
 
 def plan_text(plan: "Plan") -> str:
     lines = [plan_summary(plan), "", _text_table(("variables", "size", "action", "why"), plan_rows(plan))]
     if plan.reruns:
         lines += ["", "cells rerun on restore: " + ", ".join(f"{c} ({human_seconds(plan.cell_runtimes.get(c, 0))})" for c in plan.reruns)]
+    if plan.settings:
+        lines += ["", "settings replayed on restore (cells not rerun): " + ", ".join(map(str, plan.settings))]
     if plan.cell_lines:
         lines += ["", _text_table(("cell", "runtime", "restore", "code"), cell_rows(plan))]
     return "\n".join(lines)
@@ -104,7 +106,9 @@ def plan_html(plan: "Plan") -> str:
     cells = _table(("cell", "runtime", "restore", "code"), cell_rows(plan)) if plan.cell_lines else ""
     return (f"<div><p>{html.escape(plan_summary(plan))}</p>"
             + _table(("variables", "size", "action", "why"), plan_rows(plan))
-            + f"<p>cells rerun on restore: {html.escape(reruns)}</p>" + cells + "</div>")
+            + f"<p>cells rerun on restore: {html.escape(reruns)}</p>"
+            + (f"<p>settings replayed on restore (cells not rerun): {', '.join(map(str, plan.settings))}</p>"
+               if plan.settings else "") + cells + "</div>")
 
 
 # Checkpoint ---------------------------------------------------------------------------------
@@ -138,12 +142,18 @@ def restore_rows(report: "RestoreReport") -> list[tuple[str, str]]:
     rows = []
     for checkpoint, why in report.skipped.items():
         rows.append(("skipped a newer checkpoint", f"{checkpoint}: {why}"))
+    for line in report.environment:
+        rows.append(("runtime", line))
     if report.loaded:
         rows.append(("loaded", _names(report.loaded, 20)))
     if report.recomputed:
         rows.append(("recomputed", _names(report.recomputed, 20)))
     if report.reruns:
         rows.append(("cells rerun", ", ".join(map(str, report.reruns))))
+    if report.settings:
+        rows.append(("settings replayed (cells not rerun)", ", ".join(map(str, report.settings))))
+    for setting, why in report.unapplied.items():
+        rows.append(("setting NOT restored", f"{setting}: {why}"))
     for names, why in report.fallbacks.items():
         rows.append(("recomputed instead of loaded", f"{names}: {why}"))
     for failure in report.failures:
@@ -152,6 +162,8 @@ def restore_rows(report: "RestoreReport") -> list[tuple[str, str]]:
         rows.append(("NOT restored", f"{name}: {why}"))
     if report.differs:
         rows.append(("differs from the original (fingerprint)", _names(report.differs, 20)))
+    for name, how in report.aliasing.items():
+        rows.append(("aliasing differs from the original", f"{name}: {how}"))
     return rows
 
 
@@ -203,6 +215,9 @@ def foreign_text(manifest: dict[str, Any]) -> str:
         code = cells.get(index, "").strip().splitlines() or [""]
         more = f"   … (+{len(code) - 4} lines)" if len(code) > 4 else ""
         lines.append(f"  [{index}] " + "\n      ".join(code[:4]) + more)
+    settings = plan.get("settings", [])
+    if settings:  # environment variables, sys.path, the working folder, extensions it loads
+        lines.append("and applies the recorded session settings of cells " + ", ".join(map(str, settings)))
     return "\n".join(lines)
 
 

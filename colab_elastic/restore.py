@@ -1,8 +1,9 @@
 """Bringing a checkpoint back: load stored groups, rerun the planned cells, verify.
 
     manifest ─► fetch + verify blobs ─► (re-plan without the bad ones) ─► walk executions in
-    order: rerun planned cells, load each stored group right after its last writer ─►
-    drop leftovers ─► global random state as it was ─► compare fingerprints ─► report
+    order: rerun planned cells, load each stored group right after its last writer, apply
+    the settings of cells not rerun (cwd, os.environ, rcParams, ...: see ambient) ─►
+    drop leftovers ─► global random state as it was ─► compare fingerprints and sharing ─► report
 
 A blob that is missing, truncated, altered or fails to load (whatever it raises) is not
 fatal: the plan is made again with that group marked unstorable, and its cells are rerun. A
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from . import randomness
+from .ambient import Ambient
 from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError, describe
-from .fingerprint import fingerprint
+from .fingerprint import Fingerprint, fingerprint, overlapping
 from .history import HistoryGraph
 from .namespace import notebook_predicate
 from .planner import Bandwidth, GroupInfo, Plan, plan
@@ -47,6 +49,8 @@ class Runner(Protocol):
     """What the restorer needs from a shell: its namespace, and a way to run a cell quietly."""
 
     namespace: dict[str, Any]
+    # The session settings it can apply (see ambient); a runner without one gets the standard ones.
+    ambient: Ambient
 
     def run(self, code: str, rng: str | None = None) -> RunOutcome:
         """Run `code` quietly; `rng` is the global random state to start from (see randomness)."""
@@ -84,7 +88,13 @@ class RestoreReport:
     failures: list[CellFailure] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)  # name -> reason it is not back
     differs: list[str] = field(default_factory=list)  # recomputed but not equal to the original
+    # name -> how its sharing changed: names that shared objects must share them again, others not
+    aliasing: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # newer checkpoints passed over -> why
+    settings: list[int] = field(default_factory=list)  # cells not rerun whose settings were applied
+    unapplied: dict[str, str] = field(default_factory=dict)  # "setting (cell N)" -> why it is not back
+    # Before any rerun: packages this runtime lacks, install lines replayed, files put back.
+    environment: list[str] = field(default_factory=list)
     bytes_read: int = 0
     read_seconds: float = 0.0
     rerun_seconds: float = 0.0
@@ -92,7 +102,20 @@ class RestoreReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.failures or self.missing or self.differs)
+        return not (self.failures or self.missing or self.differs or self.aliasing)
+
+    def problem_summary(self) -> str:
+        """Every name not back as it was, on one line (empty when `ok`)."""
+        parts = []
+        if self.failures:
+            parts.append("cells failed on rerun: " + ", ".join(str(f.index) for f in self.failures))
+        if self.missing:
+            parts.append("not restored: " + ", ".join(sorted(self.missing)))
+        if self.differs:
+            parts.append("differ from the original: " + ", ".join(self.differs))
+        if self.aliasing:
+            parts.append("share objects differently: " + ", ".join(sorted(self.aliasing)))
+        return "; ".join(parts)
 
     def __repr__(self) -> str:
         from .report import restore_text
@@ -252,10 +275,17 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
         if decision.action == "store":
             loads.setdefault(decision.load_after, []).append(i)
     reruns = set(current.reruns)
-    steps = sorted(reruns | set(loads))
     cells = {e.index: e for e in ckpt.graph.executions}
+    # A cell not rerun still changed the session's settings: its recorded change is applied in
+    # its place, so later reruns see them (a relative path after `%cd`) and the walk ends with
+    # the checkpoint's settings. A rerun cell changes them again itself.
+    settings = {e.index for e in ckpt.graph.executions if e.ambient and e.index not in reruns}
+    steps = sorted(reruns | set(loads) | settings)
+    applier = getattr(runner, "ambient", None) or Ambient()
     report.failures.clear()
+    report.unapplied.clear()
     report.reruns = sorted(reruns)
+    report.settings = sorted(settings)
     bar = progress(len(reruns) + sum(len(v) for v in loads.values()), "restore", "step")
     try:
         rerun_started = time.perf_counter()
@@ -268,6 +298,9 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                     report.failures.append(CellFailure(step, cell.code, outcome.error or "error", outcome.traceback))
                     log.info("rerun of cell %d failed: %s", step, outcome.error)
                 bar.update(1)
+            elif step in settings:
+                for name, why in applier.apply(cells[step].ambient or "").items():
+                    report.unapplied[f"{name} (cell {step})"] = why
             for i in loads.get(step, []):
                 try:
                     values = _load(ckpt, i, data, store, runner.namespace, report)
@@ -290,6 +323,7 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
 def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report: RestoreReport) -> None:
     is_notebook_defined = notebook_predicate(namespace)
     failed_cells = {f.index for f in report.failures}
+    now: dict[str, Fingerprint] = {}
     for decision in current.groups:
         if decision.action == "lost":
             continue
@@ -299,10 +333,33 @@ def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report:
                 why = f"cell {culprit[0]} failed on rerun" if culprit else "it was not recreated by its cells"
                 report.missing[name] = why
                 continue
+            now[name] = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined)
             recorded = ckpt.fingerprints.get(name)
-            if not recorded or not recorded["complete"]:
+            if not recorded or not recorded["complete"] or not now[name].complete:
                 continue
-            now = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined)
-            if now.complete and now.content != recorded["content"]:
+            # `reloaded`: what the value looks like after a pickle round trip, when that is not
+            # what it looked like before (a `__setstate__` that drops a cache): equal either way.
+            if now[name].content not in (recorded["content"], recorded.get("reloaded")):
                 report.differs.append(name)
     report.differs.sort()
+    report.aliasing = _aliasing_changes(ckpt, now)
+
+
+def _aliasing_changes(ckpt: _Checkpoint, now: dict[str, Fingerprint]) -> dict[str, str]:
+    """Names that no longer share objects with names they shared them with at checkpoint time
+    (co-variables, transitively), among the names back in the namespace."""
+    # A value that could not be fingerprinted at all says nothing about what it shares.
+    known = {n: fp for n, fp in now.items() if not fp.content.startswith("unknown-")
+             and not ckpt.fingerprints.get(n, {}).get("content", "").startswith("unknown-")}
+    before = {n: frozenset(e["fingerprints"]) & known.keys() for e in ckpt.entries for n in e["fingerprints"]}
+    after = {n: group for group in overlapping(known) for n in group}
+    changes: dict[str, str] = {}
+    for name in sorted(known):
+        was, is_ = before.get(name, frozenset({name})) - {name}, after[name] - {name}
+        # Only sharing that is lost counts: separately loaded groups can come to share an
+        # object a library keeps once per process (a cached dtype, an interned index), which
+        # a write through one name can never reach the other through.
+        if was - is_:
+            changes[name] = (f"shared objects with {', '.join(sorted(was))}, "
+                             f"now with {', '.join(sorted(is_)) or 'nothing'}")
+    return changes

@@ -68,7 +68,10 @@ def _listing(store: Store, folder: str) -> list[dict[str, Any]]:
 
 
 def _blob_keys(manifest: dict[str, Any]) -> list[tuple[str, int]]:
-    return [(str(e["blob"]["key"]), int(e["blob"].get("size", -1))) for e in manifest.get("groups", [])
+    # Stored values, and the files the reruns need (see `files.carry`).
+    files = manifest.get("files")
+    entries = list(manifest.get("groups", [])) + list(files.get("entries", []) if isinstance(files, dict) else [])
+    return [(str(e["blob"]["key"]), int(e["blob"].get("size", -1))) for e in entries
             if isinstance(e, dict) and isinstance(e.get("blob"), dict) and "key" in e["blob"]]
 
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import threading
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from . import colab, lineage, sharing
+from . import colab, files, lineage, sharing
 from .checkpoint import CheckpointResult, take_checkpoint
 from .autosave import AutoCheckpointer, AutoPolicy
 from .config import Settings
-from .errors import CheckpointNotFoundError, ElasticError, UntrustedCheckpointError
+from .errors import CheckpointNotFoundError, ElasticError, RestoreVerificationError, UntrustedCheckpointError
 from .history import HistoryGraph
 from .planner import Bandwidth, Plan
 from .progress import progress_bar
@@ -109,8 +110,10 @@ class Session:
         self.runner = runner
         self.settings = settings or Settings()
         self.graph = HistoryGraph()
-        self.recorder = Recorder(namespace, self.graph, hidden=hidden, transform=transform)
+        self.recorder = Recorder(namespace, self.graph, hidden=hidden, transform=transform,
+                                 settings=getattr(runner, "ambient", None))
         self.graph.adopt(self.recorder.names())
+        self.files = files.FileLog()  # what cells read, wrote and installed (fed by the audit hook)
         self.busy = False  # True while we checkpoint or restore: our own cell runs are not recorded
         self.unpicklable: dict[str, tuple[str, str]] = {}  # name -> (content that failed, why)
         self._bandwidth: dict[str, Bandwidth] = {}
@@ -130,6 +133,16 @@ class Session:
         self.waiting: dict[str, lineage.CheckpointEntry] = {}
         self._lineage_lock = threading.Lock()
         self.notify: Callable[[str], None] = lambda text: log.warning("%s", text)
+
+    @property
+    def busy(self) -> bool:
+        """True while we checkpoint or restore: our own cell runs and file reads are not recorded."""
+        return self._busy
+
+    @busy.setter
+    def busy(self, value: bool) -> None:
+        self._busy = value
+        self.files.paused = value
 
     # Lineage -------------------------------------------------------------------------------
     @property
@@ -207,10 +220,12 @@ class Session:
     def before_cell(self, raw_cell: str, cell_id: str | None = None) -> None:
         if not self.busy:
             self.recorder.before(raw_cell, cell_id)
+            self.files.begin(raw_cell)
 
     def after_cell(self, error: BaseException | None) -> None:
         if not self.busy:
             execution = self.recorder.after(error)
+            self.files.end(execution.index if execution is not None else None)
             self.autosave.after_cell(execution)
 
     # Locations -----------------------------------------------------------------------------
@@ -229,6 +244,9 @@ class Session:
         key = (url, json.dumps(storage_options or {}, sort_keys=True, default=str))
         if key not in self._stores:
             self._stores[key] = opener(url, storage_options)
+            local = url[len("file://"):] if url.startswith("file://") else url
+            if os.path.isabs(local):
+                self.files.ignore(local)  # our checkpoints are not the notebook's files
         return self._stores[key]
 
     def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None) -> None:
@@ -303,7 +321,7 @@ class Session:
             result, blobs, moved = take_checkpoint(
                 self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
                 unpicklable=self.unpicklable, known_blobs=known, writer=self.writer, progress=progress_bar,
-                commit=lambda manifest: self.commit(store, manifest, force=force),
+                commit=lambda manifest: self.commit(store, manifest, force=force), files=self.files,
             )
         finally:
             self.busy = False
@@ -327,17 +345,21 @@ class Session:
         store = self.store(target, storage_options)
         result, _, _ = take_checkpoint(
             self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
-            unpicklable=self.unpicklable, known_blobs=self.known_blobs(store), dry_run=True,
+            unpicklable=self.unpicklable, known_blobs=self.known_blobs(store), dry_run=True, files=self.files,
         )
         return result.plan
 
     def restore(self, url: str | None = None, storage_options: dict[str, Any] | None = None,
-                trust: bool = False, at: str | None = None) -> RestoreReport:
+                trust: bool = False, at: str | None = None, strict: bool = False,
+                install: bool = False) -> RestoreReport:
         """Bring back the newest intact checkpoint at `url` (or checkpoint `at`); recording
         goes on from its history, and this kernel's checkpoints continue its lineage.
 
         Someone else's checkpoint (see `sharing`) runs their code: without `trust` it is
         refused with UntrustedCheckpointError, whose `summary` says what it would run.
+        `strict`: once the session is restored, any difference from the original raises
+        RestoreVerificationError (carrying the report). `install`: replay the recorded
+        install lines first. Missing packages are named (`notify`) before any cell runs.
         """
         target = sharing.zip_url(self.url(url))
         store = self.store(target, storage_options, opener=sharing.open_for_restore)
@@ -354,9 +376,11 @@ class Session:
         self.autosave.wait()
         self.busy = True
         try:
+            prepared = self._prepare_runtime(store, manifest, install)
             report, graph = restore(store, self.runner, progress=progress_bar, manifest=manifest)
         finally:
             self.busy = False
+        report.environment = prepared + report.environment
         report.skipped = skipped
         with self._lineage_lock:
             # Restoring a checkpoint makes its lineage ours: later checkpoints continue it and
@@ -368,11 +392,33 @@ class Session:
             self.waiting.pop(target, None)
         self.graph = graph
         self.recorder.graph = graph
+        self.files.load((manifest.get("files") or {}).get("log") or {})
         self.recorder.reset_cache()
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
         self.measure(target, read=(report.bytes_read, report.read_seconds))
         self._known_blobs[target] = _manifest_blobs(manifest)
+        if strict and not report.ok:
+            raise RestoreVerificationError(f"strict restore: {report.problem_summary()}", report)
         return report
+
+    def _prepare_runtime(self, store: Store, manifest: dict[str, Any], install: bool) -> list[str]:
+        """Before any rerun: name the packages this runtime lacks, replay the install lines
+        (`install`), put back the files the reruns read. Returns what it did, for the report."""
+        lines = []
+        record = manifest.get("files") or {}
+        installs = files.FileLog.installs_of(record.get("log") or {})
+        if install:
+            for index, line in installs:
+                outcome = self.runner.run(line)
+                lines.append(f"ran {line!r} (cell {index})" + ("" if outcome.ok else f": failed ({outcome.error})"))
+        missing = files.missing_packages((manifest.get("environment") or {}).get("imported") or {})
+        if missing:
+            hint = " (%elastic restore --install replays the notebook's install lines)" if installs and not install else ""
+            lines.append(f"missing packages: {', '.join(missing)}{hint}")
+            self.notify(f"this runtime lacks {', '.join(missing)}, which the session imported: "
+                        f"cells that import them will fail{hint}")
+        lines += files.put_back(store, record.get("entries") or [])
+        return lines
 
     def log(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> lineage.CheckpointLog:
         """Every checkpoint at `url` (default: this session's location), newest first."""

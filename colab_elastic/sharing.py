@@ -128,7 +128,8 @@ def export(url: str, path: str, storage_options: dict[str, Any] | None = None) -
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as out:
-            for entry in manifest["groups"]:
+            # Stored values, and the files the reruns need (see `files.carry`).
+            for entry in manifest["groups"] + (manifest.get("files") or {}).get("entries", []):
                 blob = entry.get("blob")
                 if blob:
                     data = store.read_blob(blob["key"], blob["digest"], int(blob["size"]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -191,7 +193,8 @@ def test_reachable_names_include_methods_of_notebook_classes_and_instances():
         "scaler = Scaler()\n"
     )
     predicate = notebook_predicate(ns)
-    assert reachable_names({"scaler"}, ns, predicate) == {"scaler", "SCALE", "BIAS", "MODE"}
+    # An instance reads its class too: its methods may change the class's attributes.
+    assert reachable_names({"scaler"}, ns, predicate) == {"scaler", "Scaler", "SCALE", "BIAS", "MODE"}
     assert reachable_names({"Scaler"}, ns, predicate) == {"Scaler", "SCALE", "BIAS", "MODE"}
 
 
@@ -202,9 +205,96 @@ def test_reachable_names_include_globals_read_by_properties():
         "    @property\n    def label(self):\n        return UNIT\n"
         "length = Length()\n"
     )
-    assert reachable_names({"length"}, ns, notebook_predicate(ns)) == {"length", "UNIT"}
+    assert reachable_names({"length"}, ns, notebook_predicate(ns)) == {"length", "Length", "UNIT"}
 
 
 def test_reachable_names_drop_seeds_that_are_not_in_the_namespace():
     ns = _notebook("x = 1\n")
     assert reachable_names({"x", "print", "missing"}, ns, notebook_predicate(ns)) == {"x"}
+
+
+# Effects the names alone do not show ----------------------------------------------------------
+@pytest.mark.parametrize("cell", [
+    "exec('log.append(1)')", "eval('x')", "globals()['log'].append(1)", "vars()['x'] = 1",
+    "import __main__", "get_ipython().user_ns['x'] = 1", "%run script.py",
+])
+def test_dynamic_cells_may_touch_every_variable(cell):
+    assert analyze(cell).dynamic
+
+
+@pytest.mark.parametrize("cell", ["model.eval()", "vars(args)", "df.query('a > 1')"])
+def test_methods_named_like_dynamic_builtins_are_not_dynamic(cell):
+    assert not analyze(cell).dynamic
+
+
+@pytest.mark.parametrize("cell", [
+    "rng = np.random.default_rng()", "rng = np.random.default_rng(None)", "key = os.urandom(16)",
+    "ident = uuid.uuid4().hex", "token = secrets.token_hex()", "sysrand = random.SystemRandom()",
+    "started = time.time()", "stamp = datetime.datetime.now()", "# elastic: never-rerun\nx = 1",
+])
+def test_cells_a_rerun_cannot_reproduce(cell):
+    assert analyze(cell).unrepeatable
+
+
+@pytest.mark.parametrize("cell", [
+    "rng = np.random.default_rng(0)", "print(time.time() - started)", "x = df.time()", "# elastic: rerun\nx = 1",
+])
+def test_seeded_draws_and_clock_reads_not_kept_are_repeatable(cell):
+    assert not analyze(cell).unrepeatable
+
+
+def test_attribute_stores_name_the_objects_changed():
+    assert analyze("json.flag = 5\nsetattr(os, 'x', 1)\ndel np.thing\nprint(a.b)").attribute_stores == {"json", "os", "np"}
+
+
+def test_reachable_names_follow_functions_held_in_values():
+    ns: dict = {"__name__": "__main__"}
+    exec(textwrap.dedent("""
+        import functools
+        log, seen, rate, limit = [], [], 0.1, 3
+        hooks = {'add': lambda v: log.append(v)}
+        class Model:
+            def step(self):
+                return rate
+        class Box:
+            pass
+        box = Box()
+        box.callbacks = [lambda: seen]
+        models = [Model()]
+        bound = functools.partial(lambda n: n < limit, 1)
+    """), ns)
+    pred = notebook_predicate(ns)
+    assert reachable_names(["hooks"], ns, pred) == {"hooks", "log"}
+    assert reachable_names(["box"], ns, pred) == {"box", "Box", "seen"}
+    assert reachable_names(["models"], ns, pred) == {"models", "rate"}
+    assert reachable_names(["bound"], ns, pred) == {"bound", "limit"}
+
+
+def test_a_notebook_function_calling_exec_makes_every_name_reachable():
+    ns: dict = {"__name__": "__main__"}
+    exec("log = []\nother = 1\ndef run(code):\n    exec(code)\ndef evaluate(model):\n    return model.eval()", ns)
+    pred = notebook_predicate(ns)
+    assert reachable_names(["run"], ns, pred) >= {"run", "log", "other", "evaluate"}
+    assert reachable_names(["evaluate"], ns, pred) == {"evaluate"}  # a method named eval is not exec
+
+
+def test_effects_inside_a_timed_line_count():
+    assert analyze("%time started = time.time()").unrepeatable
+    assert analyze("%time exec('x = 1')").dynamic
+
+
+@pytest.mark.parametrize("code", [
+    "from google.colab import drive\ndrive.mount('/content/drive')",
+    "from google.colab import auth\nauth.authenticate_user()",
+    "import requests\nr = requests.post('https://example.invalid/api', json={'a': 1})",
+    "df.to_sql('table', engine)",
+    "blob.upload_from_filename('model.pt')",
+    "server.sendmail('a@b', 'c@d', 'hi')",
+])
+def test_cells_with_side_effects_are_never_rerun(code):
+    reason = analyze_cell(code).unrepeatable
+    assert reason and "side effect" in reason
+
+
+def test_reading_the_web_is_not_a_side_effect():
+    assert not analyze_cell("import requests\nr = requests.get('https://example.invalid/data.csv')").unrepeatable

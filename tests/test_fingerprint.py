@@ -15,6 +15,7 @@ import warnings
 import pytest
 
 from colab_elastic.fingerprint import fingerprint, overlapping, unpicklable_reason
+from colab_elastic.namespace import notebook_predicate
 
 
 def content(value) -> str:
@@ -309,3 +310,18 @@ def test_enum_members_are_constants_not_aliases():
 
     assert sorted(map(sorted, groups(style={"c": Color.RED}, palette=[Color.RED]))) == [["palette"], ["style"]]
     assert content([Color.RED]) != content([Color.BLUE])
+
+
+def test_a_notebook_class_covers_its_data_attributes_but_not_its_instances():
+    ns: dict = {"__name__": "__main__"}
+    exec("class Registry:\n    items = []\n    def add(self, x):\n        self.items.append(x)\nr = Registry()", ns)
+    is_notebook_defined = notebook_predicate(ns)
+    cls = ns["Registry"]
+    before = fingerprint(cls, is_notebook_defined=is_notebook_defined)
+    instance = fingerprint(ns["r"], is_notebook_defined=is_notebook_defined)
+    cls.items.append("x")
+    after = fingerprint(cls, is_notebook_defined=is_notebook_defined)
+    assert after.content != before.content and id(cls.items) in after.objects
+    # An instance does not reach its class's attributes: it is not grouped with the class.
+    assert not instance.objects & after.objects
+    assert fingerprint(ns["r"], is_notebook_defined=is_notebook_defined).content == instance.content

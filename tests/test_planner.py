@@ -118,7 +118,7 @@ def test_unserializable_group_behind_a_cell_that_cannot_be_rerun_is_lost():
 
     conn = decision(plan(graph, groups, FAST), "conn")
     assert conn.action == "lost"
-    assert "cell 1" in conn.reason and "not recorded faithfully" in conn.reason
+    assert "cell 1" in conn.reason and "cannot be rerun: analysis failed" in conn.reason
 
 
 def test_an_adopted_storable_input_does_not_make_a_recomputed_group_lost():

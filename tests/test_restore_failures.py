@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import random
 import time
 from pathlib import Path
@@ -51,13 +54,17 @@ def test_a_damaged_blob_is_recomputed_and_named(tmp_path, kernels, damage, strea
 
 
 def test_a_cell_that_fails_on_rerun_is_reported_with_the_names_it_leaves_missing(tmp_path, kernels):
-    # The input file exists on the first runtime only (like a download into /content).
-    (tmp_path / "input.txt").write_text("1 2 3")
+    # An old file outside the working folder is assumed to be on every runtime (like a
+    # system file), so it is not carried; here it is gone on the new one.
+    outside = Path(tempfile.mkdtemp(prefix="elastic-outside-"))
+    data = outside / "input.txt"
+    data.write_text("1 2 3")
+    os.utime(data, (time.time() - 7 * 86400, time.time() - 7 * 86400))
     cells = [
-        "import time\nnums = [int(v) for v in open('input.txt').read().split()]\ndoubled = [n * 2 for n in nums]",
+        f"import time\nnums = [int(v) for v in open({str(data)!r}).read().split()]\ndoubled = [n * 2 for n in nums]",
         "gen = (n for n in doubled)",  # cannot be stored: needs the cell above to rerun
     ]
-    trip = roundtrip(tmp_path, cells, between=lambda folder: (folder / "input.txt").unlink())
+    trip = roundtrip(tmp_path, cells, between=lambda folder: shutil.rmtree(outside))
     kernels.append(trip.kernel)
     text = trip.restore.text
     assert "failed on rerun" in text and "FileNotFoundError" in text

@@ -1,0 +1,144 @@
+"""Hashing numpy arrays (plain, masked, record, views) and pandas text columns in place.
+
+Part of the fingerprint walk (see `fingerprint`), kept apart because it is the one part that
+knows numpy and pandas. Pure: neither is imported here; both are looked up in `sys.modules`,
+so a session that never imported them never pays for them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import xxhash
+
+
+class ArrayHashing:
+    """What the walk does with numpy arrays and pandas string columns (a mixin of `_Walk`)."""
+
+    hasher: xxhash.xxh3_128
+    size: int
+    objects: set[int]
+    keepalive: list[Any]
+
+    def tag(self, text: str) -> None:
+        raise NotImplementedError
+
+    def init_arrays(self) -> None:
+        """Look up the array types of the libraries the session has loaded (None if not)."""
+        np = sys.modules.get("numpy")
+        self.np = np
+        self.ndarray = np.ndarray if np is not None else None
+        # numpy loads numpy.ma lazily: no masked array can exist before it is loaded.
+        ma = sys.modules.get("numpy.ma")
+        self.masked_array = ma.MaskedArray if ma is not None else None
+        self.ma_masked = ma.masked if ma is not None else None
+        self.np_generic = np.generic if np is not None else None
+        self.np_dtype = np.dtype if np is not None else None
+        self.np_void_object = (np.object_,) if np is not None else ()
+        pd = sys.modules.get("pandas")
+        self.pandas_types: tuple[type, ...] = ()
+        if pd is not None:
+            self.pandas_types = (pd.DataFrame, pd.Series, pd.Index)
+
+    def visit_ndarray(self, arr: Any) -> list[tuple[Any, bool]]:
+        self.tag(f"{dtype_text(arr.dtype)}{arr.shape}")
+        self.size += arr.nbytes
+        # Views share memory with their base: the root owner makes them co-variables.
+        self.share_root(arr)
+        # A subclass (masked, record, matrix) is hashed as the plain array over the same buffer,
+        # plus its own state: its methods (reshape, tolist) may mean something else.
+        data = arr if type(arr) is self.ndarray else arr.view(self.ndarray)
+        children: list[tuple[Any, bool]] = []
+        if self.masked_array is not None and isinstance(arr, self.masked_array):
+            children += self.visit_mask(arr)
+        elif data is not arr:
+            attrs = getattr(arr, "__dict__", None)
+            if attrs:  # what a subclass keeps beside the buffer (a matrix's flags, units)
+                children.append((attrs, True))
+        if data.dtype.hasobject:
+            if not self.hash_strings(data):
+                children = [(item, True) for item in data.ravel(order="K").tolist()] + children
+        else:
+            self.hash_buffer(data)
+        return children
+
+    def share_root(self, arr: Any) -> None:
+        """Count the array owning `arr`'s memory as reachable: views of one base are aliases."""
+        base = arr
+        while getattr(base, "base", None) is not None:
+            base = base.base
+        if base is not arr:
+            self.objects.add(id(base))
+            self.keepalive.append(base)
+
+    def hash_buffer(self, data: Any) -> None:
+        """Hash a plain ndarray's bytes in C order, without a copy when it is contiguous."""
+        if data.flags.c_contiguous:
+            self.hasher.update(data.reshape(-1).view("u1") if data.size else b"")
+            return
+        # Hash row blocks: bounded extra memory for a strided view.
+        flat = data.reshape(data.shape[0], -1) if data.ndim > 1 else data.reshape(-1, 1)
+        step = max(1, (64 << 20) // max(1, flat[0:1].nbytes))
+        for start in range(0, flat.shape[0], step):
+            chunk = flat[start : start + step].copy(order="C")
+            self.hasher.update(chunk.view("u1").reshape(-1))
+
+    def visit_mask(self, arr: Any) -> list[tuple[Any, bool]]:
+        """The state of a masked array beside its data: what pickle keeps, the mask and the fill
+        value, in the form pickle gives them back (no mask and an all-False one are the same;
+        an unset fill value is its default, which merely reading `fill_value` sets)."""
+        np, ma = self.np, sys.modules["numpy.ma"]
+        mask = arr._mask
+        if mask is ma.nomask or not _any(np, mask):
+            self.tag("mask: none")
+        else:
+            self.tag("mask")
+            self.share_root(mask)
+            self.hash_buffer(mask.view(np.ndarray))
+        fill = arr._fill_value
+        if fill is None:
+            fill = ma.default_fill_value(arr)
+        try:
+            fill = np.asarray(fill, dtype=arr.dtype)
+        except (TypeError, ValueError):  # a fill value numpy itself could not convert
+            fill = np.asarray(fill)
+        self.tag(f"fill {dtype_text(fill.dtype)}")
+        if fill.dtype.hasobject:
+            return [(fill.tolist(), False)]
+        self.hasher.update(fill.tobytes())
+        return []
+
+    def hash_strings(self, arr: Any) -> bool:
+        """Hash an object array of strings (a pandas text column) in one vectorized pass.
+
+        Walking millions of str objects one by one costs seconds per cell; pandas' own
+        hasher does it in C. Only when pandas is already loaded, and only when every element
+        is a str (or missing): anything else is walked, since it may be shared or mutable.
+        """
+        pd = sys.modules.get("pandas")
+        if pd is None or arr.size == 0:
+            return False
+        flat = arr.ravel(order="K")
+        try:
+            if pd.api.types.infer_dtype(flat, skipna=True) not in ("string", "empty"):
+                return False
+            hashes = pd.util.hash_array(flat, categorize=False)
+        except (TypeError, ValueError):
+            return False
+        self.tag("str-array")
+        self.hasher.update(hashes.view("u1"))
+        self.size += int(sum(map(len, (x for x in flat if isinstance(x, str))))) if flat.size < 10_000 else 32 * flat.size
+        return True
+
+
+def dtype_text(dtype: Any) -> str:
+    # `str` alone says only "|V8" for a record: its fields' names and types must count too.
+    return dtype.str if not dtype.fields else repr(dtype.descr)
+
+
+def _any(np: Any, mask: Any) -> bool:
+    """Is anything masked? (A structured array's mask has one bool field per field.)"""
+    if mask.dtype.names:
+        mask = np.ascontiguousarray(mask).view(np.bool_)
+    return bool(mask.any())

@@ -1,0 +1,185 @@
+"""Verification after a restore fails only for a reason: equal values are not reported as
+differing, real differences (values and aliasing) are, and `--strict` turns them into an error."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.kernels import roundtrip
+
+pytestmark = pytest.mark.kernel
+
+OFF = {"COLAB_ELASTIC_AUTO": "off"}
+
+
+def test_a_stored_sklearn_bunch_is_verified(tmp_path, kernels):
+    # Bunch keeps `_deprecated_key_to_warnings` in its __dict__ and its __setstate__ drops it:
+    # what pickle stores is not what it gives back, but the value (a dict) is equal.
+    cells = ["from sklearn.datasets import load_iris\niris = load_iris()"]
+    trip = roundtrip(tmp_path, cells, env=OFF)
+    kernels.append(trip.kernel)
+    assert "iris" in trip.restore.text and "loaded" in trip.restore.text
+    assert "differs" not in trip.restore.text, trip.restore.text
+    assert "all variables restored and verified" in trip.restore.text
+
+
+def test_a_refitted_count_vectorizer_is_verified(tmp_path, kernels):
+    # The lock makes the group unpicklable, so the vectorizer is refitted by a rerun; its
+    # `_stop_words_id` is `id(self.stop_words)`, an address that differs in every process.
+    cells = ["import threading\nfrom sklearn.feature_extraction.text import CountVectorizer\n"
+             "cv = CountVectorizer(stop_words='english').fit(['the cat sat', 'a dog ran far'])\n"
+             "holder = [cv, threading.Lock()]"]
+    trip = roundtrip(tmp_path, cells, env=OFF)
+    kernels.append(trip.kernel)
+    assert "recomputed" in trip.restore.text and "cv" in trip.restore.text
+    assert "differs" not in trip.restore.text, trip.restore.text
+    assert "all variables restored and verified" in trip.restore.text
+    assert trip.value("holder[0] is cv") == "True"
+
+
+def _outside(tmp_path, name: str, text: str | None = None):
+    """A file outside the working folder and older than the session (a dataset under /data):
+    a new runtime is assumed to have it, so it does not travel with the checkpoint."""
+    path = tmp_path.parent / f"{tmp_path.name}-{name}"
+    if text is not None:
+        path.write_text(text)
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    return path
+
+
+def test_a_real_difference_is_reported_and_strict_fails(tmp_path, kernels):
+    data = _outside(tmp_path, "data.txt", "one two three")
+    cells = [f"import threading\nrows = open({str(data)!r}).read().split()\nguard = [rows, threading.Lock()]"]
+    url = str(tmp_path / "ckpt")
+    trip = roundtrip(tmp_path, cells, env=OFF, url=url, between=lambda _: _outside(tmp_path, "data.txt", "four five six"))
+    kernels.append(trip.kernel)
+    assert trip.value("rows") == "['four', 'five', 'six']"
+    assert "differs from the original" in trip.restore.text and "rows" in trip.restore.text
+    assert "restored with problems" in trip.restore.text
+
+    strict = trip.kernel.run(f"%elastic restore {url} --strict")
+    assert "differs from the original" in strict.text  # the report is shown first
+    assert strict.error is not None, strict.text
+    ename, evalue, _ = strict.error
+    # RestoreVerificationError, shown as one line (a UsageError) after the report
+    assert ename == "UsageError" and "strict restore" in evalue and "rows" in evalue and "\n" not in evalue
+
+
+def test_strict_passes_when_everything_is_verified(tmp_path, kernels):
+    cells = ["items = [1, 2]\nalias = items\nother = [1, 2]"]
+    trip = roundtrip(tmp_path, cells, env=OFF, restore_args="--strict")
+    kernels.append(trip.kernel)
+    assert "all variables restored and verified" in trip.restore.text
+    assert trip.value("alias is items and other is not items") == "True"
+
+
+def test_aliasing_that_changed_is_reported_by_name(tmp_path, kernels):
+    # `view` is `base` when the notebook ran; the rerun, reading a changed file, makes a copy:
+    # equal values, but a change through one name no longer shows through the other.
+    mode = _outside(tmp_path, "mode.txt", "share")
+    cells = [f"import threading\nbase = [1, 2]\nmode = open({str(mode)!r}).read()\n"
+             "view = base if mode == 'share' else list(base)\nguard = [base, threading.Lock()]"]
+    trip = roundtrip(tmp_path, cells, env=OFF, between=lambda _: _outside(tmp_path, "mode.txt", "copy"))
+    kernels.append(trip.kernel)
+    assert trip.value("view == base and view is not base") == "True"
+    text = trip.restore.text
+    assert "aliasing differs from the original" in text, text
+    assert "view: shared objects with base, guard, now with nothing" in text
+    assert "base: shared objects with guard, view, now with guard" in text
+    assert "restored with problems" in text
+
+
+def test_pure_report_rows_and_strict_message():
+    from colab_elastic.report import restore_text
+    from colab_elastic.restore import RestoreReport
+
+    report = RestoreReport(url="/tmp/x", checkpoint="ck", differs=["rows"], missing={"conn": "a socket"},
+                           aliasing={"view": "shared objects with base, now with nothing"})
+    assert not report.ok
+    text = restore_text(report)
+    assert "aliasing differs from the original" in text and "view: shared objects with base, now with nothing" in text
+    assert report.problem_summary() == ("not restored: conn; differ from the original: rows; "
+                                        "share objects differently: view")
+    assert RestoreReport(url="/tmp/x", checkpoint="ck").problem_summary() == ""
+
+
+def test_an_attribute_holding_an_address_is_hashed_as_a_reference():
+    import copy
+
+    from colab_elastic.fingerprint import fingerprint
+
+    class Estimator:
+        def __init__(self, words):
+            self.words = words
+            self.words_id = id(words)
+            self.count = 3
+
+        def __getstate__(self):
+            return dict(self.__dict__)
+
+    one = Estimator(["a", "b"])
+    other = copy.deepcopy(one)  # another address, as in another process
+    other.words_id = id(other.words)
+    assert fingerprint(one).content == fingerprint(other).content
+    other.count = 4  # a real change is still seen
+    assert fingerprint(one).content != fingerprint(other).content
+    other.count = 3
+    other.words_id = 12345  # no longer an address of its words: a change
+    assert fingerprint(one).content != fingerprint(other).content
+
+
+def test_a_value_changed_by_a_thread_is_not_verified_against_a_stale_fingerprint(tmp_path, kernels):
+    """Cell 2's thread changes `box` after the cell; cell 3 cannot reach `box`. The
+    auto-checkpoint after cell 3 must see the new content: stored as it is now, or, if
+    recomputed (back to `{'n': 0}`), reported as differing. Never the old value, verified."""
+    from colab_elastic.kernel import Kernel
+    from tests.kernels import restore_in_new_kernel
+
+    first = Kernel(cwd=str(tmp_path), log=str(tmp_path / "kernel1.log"))
+    try:
+        for code in ["%load_ext colab_elastic", "%elastic auto on --interval 0 --after 0",
+                     "box = {'n': 0}\nsize = 1",
+                     "import threading, time\nthreading.Thread(target=lambda: (time.sleep(0.3), "
+                     "globals()['box'].update(n=1), time.sleep(60)), daemon=True).start()",
+                     "time.sleep(0.8)\ny = 1",
+                     "__import__('colab_elastic.extension', fromlist=['current']).current().session.autosave.wait(60)"]:
+            first.run(code).raise_for_error()
+        assert first.run("print(box)").stdout.strip() == "{'n': 1}"
+    finally:
+        first.kill()
+    second, restored = restore_in_new_kernel(tmp_path, "%elastic restore", log=str(tmp_path / "kernel2.log"))
+    kernels.append(second)
+    box = second.run("print(box)").stdout.strip()
+    assert box == "{'n': 1}" or ("differs from the original" in restored.text and "box" in restored.text), \
+        (box, restored.text)
+
+
+def test_which_cached_fingerprints_are_refreshed():
+    from colab_elastic.fingerprint import Fingerprint
+    from colab_elastic.freshness import to_refresh
+
+    def fp(size, shared=True):
+        return Fingerprint("c", frozenset({size}) if shared else frozenset(), size)
+
+    fps = {"touched": fp(10), "number": fp(8, shared=False), "small": fp(100), "medium": fp(3000), "big": fp(10**9)}
+    # A busy kernel (a thread of the user's): everything not proven is fingerprinted again.
+    assert to_refresh(fps, {"touched"}, quiet=False) == ["big", "medium", "small"]
+    # A quiet one: the small values (a callback's state), within the budget, smallest first.
+    assert to_refresh(fps, {"touched"}, quiet=True, small_bytes=4000) == ["small", "medium"]
+    assert to_refresh(fps, {"touched"}, quiet=True, small_bytes=1000) == ["small"]
+
+
+def test_plotly_figures_stored_and_recomputed_are_verified(tmp_path, kernels):
+    # A figure pickles through `to_dict()`: the one loaded back lacks the caches it had.
+    pytest.importorskip("plotly")
+    cells = ["import threading\nimport plotly.graph_objects as go\n"
+             "fig = go.Figure(go.Scatter(x=[1, 2, 3], y=[4, 5, 6], name='a'))\nfig.update_layout(title='t')",
+             "redrawn = go.Figure(go.Bar(x=['a', 'b'], y=[1, 2]))\nguard = [redrawn, threading.Lock()]"]
+    trip = roundtrip(tmp_path, cells, env=OFF)
+    kernels.append(trip.kernel)
+    text = trip.restore.text
+    assert "differs" not in text, text
+    assert "all variables restored and verified" in text
+    assert trip.value("fig == go.Figure(go.Scatter(x=[1, 2, 3], y=[4, 5, 6], name='a'), layout={'title': 't'})") == "True"
