@@ -32,7 +32,6 @@ import io
 import json
 import logging
 import os
-import re
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,22 +40,21 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import fsspec
-import xxhash
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractBufferedFile
 
 from .errors import CheckpointNotFoundError, CorruptCheckpointError, StorageError
+from .pointer import CHECKPOINT_ID, Pointer, parse_manifest
+from .streams import DIGEST, DigestWriter, Progress, VerifyingReader, digest_of
 from .storage_errors import CREDENTIALS_HINT, INTACT, backend_errors, explain, missing_backend, one_line
 
 log = logging.getLogger("colab_elastic.store")
 
 LATEST = "LATEST"
-DIGEST = "xxh3_128"
 
 T = TypeVar("T")
 Fill = Callable[[BinaryIO], None]  # writes one blob's bytes into the file it is given
-Progress = Callable[[int], object]  # told how many more bytes moved; may be called from threads
 
 # Served over plain HTTP, or exported to one zip file, a checkpoint can be read, never written.
 _READ_ONLY_PROTOCOLS = frozenset({"http", "https", "zip"})
@@ -73,89 +71,8 @@ class BlobInfo:
     seconds: float
 
 
-def digest_of(data: bytes | memoryview) -> str:
-    return f"{DIGEST}:{xxhash.xxh3_128_hexdigest(data)}"
-
-
 def _default_workers() -> int:
     return max(1, int(os.environ.get("COLAB_ELASTIC_WORKERS", "4")))
-
-
-class _VerifyingReader:
-    """A read-only file that hashes and counts what passes through it (pickle reads from it)."""
-
-    def __init__(self, file: Any) -> None:
-        self.file = file
-        self.hasher = xxhash.xxh3_128()
-        self.size = 0
-
-    def _seen(self, data: Any) -> Any:
-        self.hasher.update(data)
-        self.size += memoryview(data).nbytes
-        return data
-
-    def read(self, n: int = -1) -> bytes:
-        return self._seen(self.file.read(n))
-
-    def readline(self, limit: int = -1) -> bytes:
-        return self._seen(self.file.readline(limit))
-
-    def readinto(self, buffer: Any) -> int:
-        # Straight into the caller's buffer (a numpy array's bytearray): no extra copy where
-        # the file can read into it (local files), else through 8 MB chunks.
-        view = memoryview(buffer).cast("B")
-        direct = getattr(self.file, "readinto", None)
-        filled = 0
-        while filled < len(view):
-            end = min(len(view), filled + (64 << 20))
-            if direct is not None:
-                n = direct(view[filled:end])
-            else:
-                chunk = self.file.read(min(end - filled, 8 << 20))
-                n = len(chunk)
-                view[filled:filled + n] = chunk
-            if not n:
-                break
-            self.hasher.update(view[filled:filled + n])  # while the chunk is still in cache
-            filled += n
-        self.size += filled
-        return filled
-
-    def drain(self) -> None:
-        """Read what the consumer left, so the digest covers the whole blob."""
-        while self.read(8 << 20):
-            pass
-
-
-class _DigestWriter:
-    """The file a fill writes into: hashes, counts and reports bytes on their way to storage.
-
-    A failure of the storage underneath becomes a StorageError right here, so it cannot be
-    mistaken for a failure of the fill itself (a value that would not pickle).
-    """
-
-    def __init__(self, file: Any, progress: Progress | None, fail: Callable[[BaseException], StorageError]) -> None:
-        self.file = file
-        self.hasher = xxhash.xxh3_128()
-        self.size = 0
-        self.progress = progress
-        self.fail = fail
-
-    def write(self, data: Any) -> int:
-        n = memoryview(data).nbytes
-        self.hasher.update(data)
-        try:
-            self.file.write(data)
-        except backend_errors() as exc:
-            raise self.fail(exc) from exc
-        self.size += n
-        if self.progress is not None:
-            self.progress(n)
-        return n
-
-    @property
-    def digest(self) -> str:
-        return f"{DIGEST}:{self.hasher.hexdigest()}"
 
 
 class Store:
@@ -287,7 +204,7 @@ class Store:
                 self._make_parent(path)
                 # Not fs.open(): it would also enlist the file in the filesystem's shared transaction.
                 file = self.fs._open(path, mode="wb", autocommit=False)
-        writer = _DigestWriter(file, progress, fail)
+        writer = DigestWriter(file, progress, fail)
         try:
             fill(writer)  # type: ignore[arg-type]
             with self._failing("write", what, writing=True, missing=lost):
@@ -428,7 +345,7 @@ class Store:
                 raw = self.fs.open(path, "rb", block_size=0) if self.read_only else self.fs.open(path, "rb")
         except FileNotFoundError:
             raise CorruptCheckpointError(f"blob {key} is missing at {self.url}") from None
-        reader = _VerifyingReader(raw)
+        reader = VerifyingReader(raw)
         failure: BaseException | None = None
         with raw, self._failing("read", f"blob {key}"):
             try:
@@ -509,7 +426,7 @@ class Store:
 
     def manifest(self, checkpoint: str) -> dict[str, Any]:
         """The manifest of one checkpoint, by id (CorruptCheckpointError if missing or unreadable)."""
-        if not _CHECKPOINT_ID.fullmatch(checkpoint):
+        if not CHECKPOINT_ID.fullmatch(checkpoint):
             raise CorruptCheckpointError(f"{checkpoint!r} is not a checkpoint id")
         name = f"manifests/{checkpoint}.json"
         try:
@@ -531,7 +448,7 @@ class Store:
         ids = []
         for name in names:
             base = str(name).rstrip("/").rsplit("/", 1)[-1]
-            if base.endswith(".json") and _CHECKPOINT_ID.fullmatch(base[:-5]):
+            if base.endswith(".json") and CHECKPOINT_ID.fullmatch(base[:-5]):
                 ids.append(base[:-5])
         return sorted(ids)
 
@@ -545,52 +462,6 @@ class Store:
         except FileNotFoundError:
             return {}
         return {str(i["name"]).rstrip("/").rsplit("/", 1)[-1]: int(i.get("size") or 0) for i in infos}
-
-
-# Checkpoint ids are made by `checkpoint.prepare_checkpoint`: a UTC time stamp and a random suffix.
-_CHECKPOINT_ID = re.compile(r"[0-9]{8}T[0-9]{12}-[0-9a-f]{8}")
-
-
-@dataclass(frozen=True)
-class Pointer:
-    """What LATEST holds: the newest checkpoint's manifest name and digest, and its lineage."""
-
-    manifest: str
-    digest: str
-    checkpoint: str
-    lineage: str | None = None
-    parent: str | None = None
-    created: str | None = None
-
-    def to_bytes(self) -> bytes:
-        return json.dumps({"manifest": self.manifest, "digest": self.digest, "checkpoint": self.checkpoint,
-                           "lineage": self.lineage, "parent": self.parent, "created": self.created}).encode()
-
-    @classmethod
-    def parse(cls, raw: bytes, url: str) -> Pointer:
-        try:
-            fields = json.loads(raw)
-            name, digest = fields["manifest"], fields["digest"]
-            checkpoint = fields.get("checkpoint") or name[len("manifests/"):-len(".json")]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorruptCheckpointError(f"the checkpoint pointer at {url} is unreadable: {one_line(exc)}") from None
-        if not isinstance(name, str) or not name.startswith("manifests/") or ".." in name or not isinstance(digest, str):
-            raise CorruptCheckpointError(f"the checkpoint pointer at {url} names no manifest")
-        optional = {k: fields.get(k) if isinstance(fields.get(k), str) else None for k in ("lineage", "parent", "created")}
-        return cls(name, digest, str(checkpoint), **optional)
-
-
-def parse_manifest(body: bytes, name: str, url: str) -> dict[str, Any]:
-    """A manifest's JSON object (CorruptCheckpointError if it is not one, or names no checkpoint).
-
-    The store only moves manifests; what their other fields must hold is checked by their readers."""
-    try:
-        manifest = json.loads(body)
-    except ValueError as exc:
-        raise CorruptCheckpointError(f"manifest {name} at {url} is unreadable: {one_line(exc)}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("checkpoint"), str):
-        raise CorruptCheckpointError(f"manifest {name} at {url} is incomplete")
-    return manifest
 
 
 def _temp_name(path: str) -> str:
