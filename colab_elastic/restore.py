@@ -199,7 +199,13 @@ def restore(
     # 2. Walk the history; a group that fails to load sends us back to the start with a new plan.
     current = ckpt.plan if not unstorable else _replan(ckpt, unstorable)
     for _attempt in range(len(ckpt.entries) + 1):
-        failed = _walk(ckpt, current, data, store, runner, report, progress)
+        try:
+            failed = _walk(ckpt, current, data, store, runner, report, progress)
+        except BaseException:
+            # Interrupted (Ctrl-C, a kill of the cell) or broken mid-walk: never leave the
+            # namespace half-restored. The session is as before; the restore can be run again.
+            _reset(namespace, initial)
+            raise
         if failed is None:
             break
         index, reason = failed

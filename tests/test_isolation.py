@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import os
 import sys
 import uuid
 import warnings
@@ -614,3 +615,34 @@ def test_a_scatter_plot_and_a_masked_array_survive_a_kill(tmp_path, kernels):
         "([1.0, 20.0, 3.0, 4.0], [False, True, False, True], -1.0)")
     assert trip.value("(type(fig).__name__, len(ax.collections), ax.figure is fig)") == "('Figure', 1, True)"
     assert "all variables restored and verified" in trip.restore.text, trip.restore.text
+
+
+def test_an_interrupted_restore_leaves_the_namespace_as_it_was_and_can_be_run_again(shell, tmp_path):
+    """Ctrl-C while a value loads: nothing half-restored; the same restore then succeeds."""
+    shell.run_line_magic("load_ext", "colab_elastic")
+    _run(shell, "import time, os\ntime.sleep(0.2)\nearlier = {'loaded': True}")
+    _run(shell, "class Slow:\n    def __init__(self, n):\n        self.n = n\n"
+                "    def __setstate__(self, state):\n"
+                "        if os.path.exists(os.environ['ELASTIC_TEST_INTERRUPT']):\n"
+                "            raise KeyboardInterrupt\n        self.__dict__.update(state)")
+    _run(shell, "time.sleep(0.2)\nvalue = Slow(5)")
+    url = str(tmp_path / "ckpt")
+    colab_elastic.checkpoint(url)
+    shell.run_line_magic("unload_ext", "colab_elastic")
+    shell.reset(new_session=False)
+    flag = tmp_path / "interrupt"
+    flag.write_text("now")
+    os.environ["ELASTIC_TEST_INTERRUPT"] = str(flag)
+    try:
+        shell.run_line_magic("load_ext", "colab_elastic")
+        _run(shell, "before_restore = 'untouched'")
+        with pytest.raises(KeyboardInterrupt):
+            colab_elastic.restore(url)
+        names = {n for n in shell.user_ns if not n.startswith("_")} - set(shell.user_ns_hidden)
+        assert names == {"before_restore"}, names
+        flag.unlink()
+        report = colab_elastic.restore(url)
+        assert report.ok, report
+        assert shell.user_ns["value"].n == 5 and shell.user_ns["earlier"] == {"loaded": True}
+    finally:
+        os.environ.pop("ELASTIC_TEST_INTERRUPT", None)
