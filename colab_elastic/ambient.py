@@ -12,14 +12,16 @@ cell's place in the history, so later reruns see the settings they saw the first
                                                           restore ─► Ambient.apply
 
 Pure: no IPython. A library's settings are read only once the session imported it
-(`sys.modules`); the IPython-level ones are `Setting`s the extension passes in. A snapshot
-is shallow copies (the values themselves are rarely touched), so two of them and a diff
-cost about 0.15 ms per cell with numpy, pandas and matplotlib imported.
+(`sys.modules`); applying one imports the library if the restoring kernel has not yet (the
+cell that set it had imported it). The IPython-level ones are `Setting`s the extension passes
+in. A snapshot is shallow copies (the values themselves are rarely touched), so two of them
+and a diff cost about 0.15 ms per cell with numpy, pandas and matplotlib imported.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 import logging
 import os
 import pickle
@@ -81,6 +83,16 @@ def _write_filters(value: list[tuple[Any, ...]]) -> None:
 
 
 # Libraries, only once imported ----------------------------------------------------------------
+def _library(name: str) -> Any:
+    """The library a recorded setting belongs to, importing it if this kernel has not yet.
+
+    A setting is recorded only once the session imported its library, so the cell that changed
+    it ran after (or itself did) the import; a restore that loads that cell instead of rerunning
+    it must do the import the cell did before applying what the cell set.
+    """
+    return sys.modules.get(name) or importlib.import_module(name)
+
+
 def _read_printoptions() -> dict[str, Any] | None:
     np = sys.modules.get("numpy")
     return None if np is None else dict(np.get_printoptions())
@@ -95,7 +107,7 @@ def _printoptions_baseline() -> dict[str, Any] | None:
 
 
 def _write_printoptions(change: dict[str, Any]) -> None:
-    sys.modules["numpy"].set_printoptions(**change["set"])
+    _library("numpy").set_printoptions(**change["set"])
 
 
 def _pandas_config() -> Any:
@@ -126,7 +138,7 @@ def _pandas_baseline() -> dict[str, Any] | None:
 
 
 def _write_pandas(change: dict[str, Any]) -> None:
-    pd = sys.modules["pandas"]
+    pd = _library("pandas")
     for key, value in change["set"].items():
         pd.set_option(key, value)
 
@@ -148,7 +160,7 @@ def _rc_baseline() -> dict[str, Any] | None:
 
 
 def _write_rc(change: dict[str, Any]) -> None:
-    sys.modules["matplotlib"].rcParams.update(change["set"])
+    _library("matplotlib").rcParams.update(change["set"])
 
 
 STANDARD: tuple[Setting, ...] = (

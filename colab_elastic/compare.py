@@ -5,11 +5,14 @@ variable is (with stdlib pickle, independent of how colab_elastic stores things)
 in the restored session reads it and says, name by name, whether the value and the aliasing
 (which names share objects) are the same. Numpy arrays compare by dtype and bytes, pandas
 objects by `equals`, functions by code, and values that cannot be pickled (generators,
-locks, files) by what can be observed of them.
+locks, files) by what can be observed of them. What cannot be looked at without raising (a
+dead weak proxy) is described by its type; the builtins namespace (`d['__builtins__']` after
+`exec(code, d)`) is, like a module, shared by everything and aliases nothing.
 """
 
 from __future__ import annotations
 
+import builtins
 import gc
 import inspect
 import io
@@ -44,20 +47,28 @@ def _observe(value: Any) -> tuple[str, Any]:
         return "type", f"{type(value).__module__}.{type(value).__qualname__} ({type(exc).__name__})"
 
 
+def _observe_safely(value: Any) -> tuple[str, Any]:
+    try:
+        return _observe(value)
+    except Exception as exc:  # noqa: BLE001 - e.g. a dead weak proxy: observed by type only
+        return "type", f"{type(value).__module__}.{type(value).__qualname__} ({type(exc).__name__})"
+
+
 def _reachable(value: Any, limit: int = 200_000) -> set[int]:
     """Ids of mutable objects reachable from a value, through real references only."""
     atomic = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
+    leaves = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
     seen: set[int] = set()
     stack = [value]
     while stack and len(seen) < limit:
         obj = stack.pop()
-        if isinstance(obj, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)) or id(obj) in seen:
+        # `type(obj)`, not `isinstance`: a dead weak proxy raises when asked its class.
+        if issubclass(type(obj), leaves) or obj is builtins.__dict__ or id(obj) in seen:
             continue
-        if not isinstance(obj, atomic):
+        if not issubclass(type(obj), atomic):
             seen.add(id(obj))
-        base = getattr(obj, "base", None)
-        if base is not None and type(obj).__name__ == "ndarray":
-            stack.append(base)
+        if type(obj).__name__ == "ndarray" and obj.base is not None:
+            stack.append(obj.base)
         stack.extend(gc.get_referents(obj))
     return seen
 
@@ -73,7 +84,7 @@ def snapshot(path: str, namespace: Mapping[str, Any] | None = None, hidden: Mapp
     """Write what every user variable is to `path`; returns the names."""
     namespace, hidden = _shell_namespace(namespace, hidden)
     names = user_names(namespace, hidden)
-    record = {"values": {n: _observe(namespace[n]) for n in names}, "aliasing": aliasing(namespace, names)}
+    record = {"values": {n: _observe_safely(namespace[n]) for n in names}, "aliasing": aliasing(namespace, names)}
     with open(path, "wb") as f:
         pickle.dump(record, f, protocol=4)
     return names
@@ -116,8 +127,8 @@ def _equal(a: Any, b: Any, depth: int = 0) -> bool:
 
 def _same(kind: str, original: Any, value: Any) -> bool:
     if kind != "pickle":
-        return _observe(value) == (kind, original)
-    if _observe(value) == ("pickle", original):
+        return _observe_safely(value) == (kind, original)
+    if _observe_safely(value) == ("pickle", original):
         return True  # byte-identical
     try:
         before = pickle.loads(original)

@@ -19,6 +19,8 @@ changed by every cell that can reach it. The rest of the value is still walked.
 
 from __future__ import annotations
 
+import builtins
+import collections
 import datetime
 import decimal
 import enum
@@ -64,6 +66,13 @@ _UNPICKLABLE = (
     socket.socket,
     *_THREAD_LOCK_TYPES,
 )
+# Iterators over a live dict or set: pickle stores the items left as a plain list iterator,
+# detached from its container (a later `d[k] = v` no longer makes `next()` raise). Recompute.
+_LIVE_ITERATORS = tuple({
+    type(make(container)) for make in (iter, reversed)
+    for container in ({}, {}.keys(), {}.values(), {}.items(), collections.OrderedDict(),
+                      collections.OrderedDict().values(), collections.OrderedDict().items())
+} | {type(iter(set()))})
 
 # What a class body defines as behaviour rather than data.
 _CLASS_BEHAVIOUR = (types.FunctionType, staticmethod, classmethod, property, *_LEAF_CALLABLES)
@@ -97,6 +106,8 @@ def unpicklable_reason(obj: Any) -> str | None:
     """A short reason when `obj` itself is of a kind that never pickles."""
     if isinstance(obj, _UNPICKLABLE):
         return f"a {type(obj).__name__} cannot be serialized"
+    if isinstance(obj, _LIVE_ITERATORS):
+        return f"a {type(obj).__name__} cannot be serialized (it would come back detached from its container)"
     if isinstance(obj, io.IOBase) and not isinstance(obj, (io.StringIO, io.BytesIO)):
         return f"an open file ({type(obj).__name__}) cannot be serialized"
     return None
@@ -240,6 +251,10 @@ class _Walk(ArrayHashing):
         elif isinstance(obj, enum.Enum):
             self.tag(_type_name(t))
             self.tag(obj.name)
+        elif obj is builtins.__dict__:
+            # What `exec(code, d)` leaves in `d['__builtins__']`: shared with every module, it
+            # would make unrelated values aliases. Stored by reference (see `serialize`).
+            self.tag("builtins.__dict__")
         elif self.np_dtype is not None and isinstance(obj, self.np_dtype):
             self.tag("dtype")
             self.tag(dtype_text(obj))
@@ -299,6 +314,9 @@ class _Walk(ArrayHashing):
     def visit_reduced(self, obj: Any) -> list[tuple[Any, bool]]:
         # pandas objects carry lazily filled caches in __dict__ (index engines, item caches)
         # that change on mere reads; the pickled state is what the value *is*.
+        # `__dict__` before `__reduce_ex__`: some objects create it on first access
+        # (`functools.partial` pickles None until then), so the first walk would differ.
+        own = getattr(obj, "__dict__", None)
         try:
             reduced = obj.__reduce_ex__(5)
         except Exception as exc:  # noqa: BLE001 - any failure means "cannot pickle"
@@ -313,8 +331,9 @@ class _Walk(ArrayHashing):
         # id means nothing; what it passes along (the object's own attributes and items) is
         # real and may be shared with other variables.
         args, state, listitems, dictitems = (list(reduced[1:]) + [None] * 3)[:4]
+        if type(obj).__module__.startswith("pandas."):  # its arrays too, not only `pandas_types`
+            state = _without_pandas_cache(state)
         children: list[tuple[Any, bool]] = [] if args is None else [(args, False)]
-        own = getattr(obj, "__dict__", None)
         if type(state) is dict and isinstance(own, dict) and state is not own:
             self.tag(f"state {len(state)}")
             addresses = _addresses(state)
@@ -364,14 +383,36 @@ class _Walk(ArrayHashing):
         return [(r, True) for r in referents]
 
 
+def _without_pandas_cache(state: Any) -> Any:
+    """`state` without pandas' `_cache` (where `cache_readonly` keeps what it derived, filled
+    on first read: a repr puts `_creso` in a DatetimeArray's), as a dict state or as the
+    `__dict__` ending a tuple state (dropped when nothing else is in it, as before the read)."""
+    if type(state) is dict and "_cache" in state:
+        return {k: v for k, v in state.items() if k != "_cache"}
+    if type(state) is tuple and state and type(state[-1]) is dict and "_cache" in state[-1]:
+        rest = {k: v for k, v in state[-1].items() if k != "_cache"}
+        return state[:-1] + ((rest,) if rest else ())
+    return state
+
+
 def _addresses(state: dict[Any, Any]) -> dict[Any, Any]:
     """Keys of `state` whose value is an int equal to `id()` of another value in it -> that
-    other value's key. Only ints that can be addresses (aligned, past the first pages) count."""
+    other value's key. Only ints that can be addresses (aligned, past the first pages) count.
+
+    A key named `_<other>_id` next to `<other>` (sklearn's `_stop_words_id`) is taken for
+    `id(<other>)` even when it is not that now: in a loaded value it is the address from the
+    process that pickled it (`id(None)` there), a cache token with no say in what the value is.
+    """
     candidates = [k for k, v in state.items() if type(v) is int and v > 0xFFFF and not v % 8]
     if not candidates:
         return {}
     ids = {id(v): k for k, v in state.items()}
-    return {k: ids[state[k]] for k in candidates if state[k] in ids and ids[state[k]] != k}
+    found = {k: ids[state[k]] for k in candidates if state[k] in ids and ids[state[k]] != k}
+    for key in candidates:
+        named = key[1:-3] if isinstance(key, str) and key.startswith("_") and key.endswith("_id") else None
+        if named and named in state:
+            found[key] = named
+    return found
 
 
 def _instance_state(obj: Any) -> list[Any] | None:

@@ -1,6 +1,6 @@
 """Turning a co-variable group into bytes and back.
 
-Standard pickle (protocol 5: numpy buffers are written without a copy), with three rules for
+Standard pickle (protocol 5: numpy buffers are written without a copy), with a few rules for
 things a notebook defines, none of which stdlib pickle or cloudpickle gets right for us:
 
 - functions and lambdas defined in the notebook are stored by value (their code), and come
@@ -10,7 +10,9 @@ things a notebook defines, none of which stdlib pickle or cloudpickle gets right
   stored: their defining cell is rerun, which is cheap);
 - modules are stored by name and imported again;
 - numpy arrays that share memory in the group (`view = arr[:, 1]`) are stored as views of
-  one base array, so writing through one is still seen through the other after a restore.
+  one base array, so writing through one is still seen through the other after a restore;
+  that base comes back owning its memory, and is the `.base` of the views;
+- the builtins namespace (`d['__builtins__']` after `exec(code, d)`) is stored as a reference.
 
 Code objects are only valid on the Python that compiled them: loading one elsewhere fails
 cleanly and the group is recomputed instead.
@@ -18,6 +20,7 @@ cleanly and the group is recomputed instead.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import importlib
 import io
@@ -28,6 +31,7 @@ import types
 from typing import Any, BinaryIO, Mapping
 
 _PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+_BUILTINS = "builtins.__dict__"  # the persistent id of the builtins namespace
 
 
 class _Pickler(pickle.Pickler):
@@ -42,6 +46,10 @@ class _Pickler(pickle.Pickler):
             if id(root) in self.shared_roots and root is not obj:
                 start = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
                 return _array_view, (root, start, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
+        if self.shared_roots.get(id(obj)) is obj and (obj.flags.c_contiguous or obj.flags.f_contiguous):
+            # The owner of shared memory: numpy's own pickle loads it as a view of a hidden
+            # buffer, so it must come back owning its data (and be the `.base` of its views).
+            return _owned_array, (pickle.PickleBuffer(obj), obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
         if isinstance(obj, types.ModuleType):
             return importlib.import_module, (obj.__name__,)
         if isinstance(obj, types.FunctionType) and obj.__globals__ is self.namespace:
@@ -53,6 +61,22 @@ class _Pickler(pickle.Pickler):
                 )
             return _notebook_attribute, (obj.__qualname__,)
         return NotImplemented
+
+
+class _NamespacePickler(_Pickler):
+    """For groups holding a namespace filled by `exec(code, d)`: what it leaves in
+    `d['__builtins__']` is the interpreter's own namespace, stored as a reference. Not in
+    `reducer_override`, which pickle skips for exact dicts; and not in every group, since a
+    `persistent_id` is asked about every object pickled (2x slower on millions of objects)."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        return _BUILTINS if obj is builtins.__dict__ else None
+
+
+def _holds_builtins(values: Mapping[str, Any]) -> bool:
+    """Is a value a namespace `exec(code, d)` filled (it holds the builtins namespace)? One
+    nested deeper makes the group fail to pickle: it is recomputed instead, never wrong."""
+    return any(type(v) is dict and v.get("__builtins__") is builtins.__dict__ for v in values.values())
 
 
 def _function_state(func: types.FunctionType) -> tuple[Any, ...]:
@@ -109,6 +133,16 @@ def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
     return {key: roots[key] for key, found in users.items() if len({id(a) for a in found}) > 1}
 
 
+def _owned_array(data: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, writeable: bool) -> Any:
+    np = sys.modules["numpy"]
+    # Copied out of the pickle's buffer (order "K" keeps the C or Fortran layout, so the
+    # views' byte offsets still hold): the result owns its memory, like the original.
+    arr = np.ndarray(shape, dtype=dtype, buffer=data, strides=strides).copy(order="K")
+    if not writeable:
+        arr.flags.writeable = False
+    return arr
+
+
 def _array_view(root: Any, start: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, writeable: bool) -> Any:
     np = sys.modules["numpy"]
     view = np.ndarray(shape, dtype=dtype, buffer=root, offset=start, strides=strides)
@@ -148,6 +182,11 @@ class _Unpickler(pickle.Unpickler):
         super().__init__(file)
         self.namespace = namespace
 
+    def persistent_load(self, pid: Any) -> Any:
+        if pid == _BUILTINS:
+            return builtins.__dict__
+        raise pickle.UnpicklingError(f"unknown reference {pid!r}")
+
     def find_class(self, module: str, name: str) -> Any:
         if module == __name__ and name in _BOUND:
             return functools.partial(_BOUND[name], self.namespace)
@@ -158,7 +197,8 @@ class _Unpickler(pickle.Unpickler):
 
 def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any]) -> None:
     """Write one group (name -> value) as one pickle, so shared objects stay shared."""
-    _Pickler(file, namespace, _shared_roots(values)).dump(dict(values))
+    pickler = _NamespacePickler if _holds_builtins(values) else _Pickler
+    pickler(file, namespace, _shared_roots(values)).dump(dict(values))
 
 
 def load_group(data: bytes | BinaryIO, namespace: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -129,6 +130,18 @@ def test_a_library_imported_during_the_cell_is_diffed_against_its_defaults():
     effect = settings.diff(before, after)
     assert effect["pandas.options"] == {"set": {"display.precision": 2}, "unset": []}
     assert "matplotlib.rcParams" not in effect  # as matplotlib left it at import
+
+
+def test_a_setting_of_a_library_not_imported_yet_imports_it():
+    """The cell that set rcParams had imported matplotlib; a restore that loads it instead of
+    rerunning it must do that import before applying the setting."""
+    encoded, _ = ambient.encode({"matplotlib.rcParams": {"set": {"lines.linewidth": 3.5}, "unset": []}})
+    code = ("import sys\nfrom colab_elastic import ambient\nassert 'matplotlib' not in sys.modules\n"
+            f"print(ambient.Ambient().apply({encoded!r}), sys.modules['matplotlib'].rcParams['lines.linewidth'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["{}", "3.5"]
 
 
 def test_a_setting_that_fails_to_apply_is_named_and_the_others_still_apply(tmp_path, monkeypatch):

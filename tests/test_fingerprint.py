@@ -118,6 +118,35 @@ def test_pandas_reads_do_not_change_content():
     assert after.complete
 
 
+def test_state_created_on_first_look_does_not_change_content():
+    """A `functools.partial` makes its `__dict__` when first asked, pandas fills `_cache` on a
+    repr: the first fingerprint of a fresh value must equal the later ones."""
+    import functools
+    pd = pytest.importorskip("pandas")
+    assert content(functools.partial(int, "7")) == content(functools.partial(int, "7"))
+    made = functools.partial(int, "7")
+    first = content(made)
+    assert content(made) == first
+    index = pd.date_range("2024-03-30", periods=4, freq="D", tz="Europe/Paris")
+    before = content(index)
+    _ = repr(index)
+    assert content(index) == before
+    assert content(pd.date_range("2024-03-30", periods=4, freq="D", tz="UTC")) != before
+
+
+def test_an_id_attribute_from_another_process_is_not_a_change():
+    """sklearn's `_stop_words_id` is `id(stop_words)`: a loaded estimator holds the address from
+    the process that pickled it, until its next transform resets it."""
+    text = pytest.importorskip("sklearn.feature_extraction.text")
+    vectorizer = text.CountVectorizer()
+    vectorizer.fit(["the cat sat", "the dog sat down"])
+    before = content(vectorizer)
+    vectorizer._stop_words_id += 4096  # what the pickling process's id(None) may have been
+    assert content(vectorizer) == before
+    vectorizer.stop_words = ["the"]
+    assert content(vectorizer) != before
+
+
 def test_sklearn_refit_changes_content_and_predict_does_not():
     np = pytest.importorskip("numpy")
     linear_model = pytest.importorskip("sklearn.linear_model")
@@ -228,6 +257,16 @@ def test_unpicklable_parts_are_named(make, word):
             obj.close()
 
 
+@pytest.mark.parametrize(
+    "make",
+    [lambda d: iter(d), lambda d: iter(d.values()), lambda d: iter(d.items()), reversed,
+     lambda d: reversed(d.items()), lambda d: iter(set(d)), lambda d: iter(collections.OrderedDict(d))],
+)
+def test_iterators_over_a_live_container_are_recomputed_not_stored(make):
+    reason = unpicklable_reason(make({"a": 1, "b": 2}))
+    assert reason is not None and "detached" in reason
+
+
 def test_picklable_values_have_no_unpicklable_reason():
     import io
 
@@ -299,6 +338,15 @@ def test_overlapping_puts_every_name_in_exactly_one_group():
     names = [n for g in result for n in g]
     assert sorted(names) == ["w", "x", "y", "z"]
     assert frozenset({"x", "y"}) in result
+
+
+def test_the_builtins_namespace_held_by_an_exec_dict_aliases_nothing():
+    filled: dict = {}
+    exec("a = [1]", filled)
+    other: dict = {}
+    exec("b = 2", other)
+    assert sorted(map(sorted, groups(filled=filled, other=other, bystander=[1]))) == [["bystander"], ["filled"], ["other"]]
+    assert fingerprint(filled).complete and fingerprint(filled).unpicklable is None
 
 
 def test_enum_members_are_constants_not_aliases():

@@ -156,6 +156,29 @@ def test_one_array_under_two_names_stays_one_array():
     np.testing.assert_array_equal(loaded["base"], base)
 
 
+def test_the_base_of_shared_memory_comes_back_owning_it():
+    np = pytest.importorskip("numpy")
+    base = np.arange(10.0)
+    fortran = np.asfortranarray(np.ones((3, 4)))
+    loaded = round_trip({"base": base, "view": base[2:5], "fortran": fortran, "column": fortran[:, 1]}, notebook())
+    assert loaded["base"].flags.owndata and loaded["view"].base is loaded["base"]
+    assert loaded["fortran"].flags.owndata and loaded["fortran"].flags.f_contiguous
+    assert loaded["column"].base is loaded["fortran"]
+    loaded["view"][:] = -1
+    np.testing.assert_array_equal(loaded["base"][2:5], [-1, -1, -1])
+
+
+def test_the_builtins_namespace_is_stored_by_reference():
+    import builtins
+
+    filled: dict = {}
+    exec("a = [1]", filled)
+    loaded = round_trip({"filled": filled, "other": [builtins.__dict__]}, notebook())
+    assert loaded["filled"]["__builtins__"] is builtins.__dict__
+    assert loaded["other"][0] is builtins.__dict__
+    assert loaded["filled"]["a"] == [1]
+
+
 def test_blob_that_is_not_a_group_is_rejected():
     with pytest.raises(pickle.UnpicklingError, match="group"):
         load_group(pickle.dumps([1, 2]), notebook())
