@@ -155,7 +155,7 @@ class FileLog:
         if isinstance(path, str) and path.startswith(self.ignored):
             return  # imports: absolute paths into the installation, skipped before realpath's syscalls
         path = os.path.realpath(os.fsdecode(path))
-        if path.startswith(self.ignored):
+        if path.startswith(self.ignored) or _opened_by_us():
             return
         if reads and path not in current.writes and path not in current.reads:
             try:
@@ -232,6 +232,15 @@ class FileLog:
 _active: FileLog | None = None
 _installed = False
 _EVENTS = frozenset({"open", "os.remove", "os.rename"})
+
+
+def _opened_by_us() -> bool:
+    """Is the code that opened the file colab_elastic's own (a snapshot `compare` writes, say)?
+    Only asked for files that passed the cheap filters: a few frames up, not on every open."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # our own hook's frames
+    return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("colab_elastic.")
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
