@@ -210,14 +210,12 @@ class AutoCheckpointer:
         budget = self.policy.memory_mb * 1e6 - waiting
         sink = _MemorySink(store, budget)
         session.ensure_writable(store)
-        common = dict(url=url, session=session.settings.session, unpicklable=session.unpicklable, known_blobs=known,
-                      sink=sink, writer=session.writer, files=session.files)
-        deferred = prepare_deferred(session.recorder, session.graph, session.bandwidth(url),
-                                    limit=min(self.policy.defer_mb * 1e6, budget), recomputed=self._recomputed,
-                                    **common)
+        inputs = session.checkpoint_inputs(store, known)
+        deferred = prepare_deferred(inputs, sink=sink, limit=min(self.policy.defer_mb * 1e6, budget),
+                                    recomputed=self._recomputed)
         prepared = None
         if deferred is None:
-            prepared = prepare_checkpoint(session.recorder, session.graph, session.bandwidth(url), fresh=False, **common)
+            prepared = prepare_checkpoint(inputs, sink=sink, fresh=False)
             self._recomputed = prepared.recomputed
         referenced = set(prepared.blobs) if prepared is not None else set(sink.pending) | {
             g.key for g in deferred.groups if g.key is not None and g.info.storable}

@@ -369,39 +369,45 @@ def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dic
     return PreparedCheckpoint(result, manifest, written, referenced, recomputed)
 
 
-def prepare_checkpoint(
-    recorder: Recorder,
-    graph: HistoryGraph,
-    bandwidth: Bandwidth,
-    *,
-    url: str,
-    session: str,
-    unpicklable: dict[str, tuple[str, str]],
-    known_blobs: dict[str, BlobInfo],
-    sink: BlobSink | None,
-    writer: str = "w",
-    fresh: bool = True,
-    files: FileLog | None = None,
-) -> PreparedCheckpoint:
-    """Fingerprint, group, plan, and serialize every stored group not already known.
+@dataclass
+class Inputs:
+    """What a checkpoint of one session starts from: its recorder and history, where it goes
+    (`url`) and how fast, and what is there already.
 
     `known_blobs` are blobs already at the destination (or on their way there), by content
-    key; groups whose key is among them are not serialized again. `writer` goes into the
-    names of new blobs. `sink=None` is a dry run. `fresh=False`
-    trusts fingerprints cached by the recorder where they are proven current (see freshness).
-    `unpicklable` (name -> (content fingerprint, reason)) is updated with what failed to
-    serialize, so the next checkpoint does not try that value again.
+    key: groups whose key is among them are not serialized again. `unpicklable` (name ->
+    (content fingerprint, reason)) is updated with what failed to serialize, so the next
+    checkpoint does not try that value again. `writer` goes into the names of new blobs;
+    `files` (when recorded) says which files the reruns need."""
+
+    recorder: Recorder
+    graph: HistoryGraph
+    bandwidth: Bandwidth
+    url: str
+    session: str
+    unpicklable: dict[str, tuple[str, str]]
+    known_blobs: dict[str, BlobInfo]
+    writer: str = "w"
+    files: FileLog | None = None
+
+
+def prepare_checkpoint(inputs: Inputs, *, sink: BlobSink | None, fresh: bool = True) -> PreparedCheckpoint:
+    """Fingerprint, group, plan, and serialize every stored group not already known.
+
+    `sink=None` is a dry run. `fresh=False` trusts fingerprints cached by the recorder where
+    they are proven current (see freshness).
     """
     started = time.perf_counter()
-    groups = collect_groups(recorder, graph, unpicklable, known_blobs, fresh=fresh)
+    recorder, graph, known_blobs, writer = inputs.recorder, inputs.graph, inputs.known_blobs, inputs.writer
+    groups = collect_groups(recorder, graph, inputs.unpicklable, known_blobs, fresh=fresh)
     # Files the reruns need go first: a cell whose file cannot travel is planned not rerunnable.
-    carried = carry(graph, files, sink, known_blobs, writer=writer) if files is not None else None
+    carried = carry(graph, inputs.files, sink, known_blobs, writer=writer) if inputs.files is not None else None
     if carried is not None:
         graph = carried.graph
     written: list[BlobInfo] = []
     blobs: dict[int, BlobInfo] = {}
     while True:
-        current = plan(graph, [g.info for g in groups], bandwidth)
+        current = plan(graph, [g.info for g in groups], inputs.bandwidth)
         if sink is None:
             break
         wanted = []
@@ -413,11 +419,11 @@ def prepare_checkpoint(
                 blobs[index] = known_blobs[group.key]
             else:
                 wanted.append(index)
-        if not _serialize(wanted, groups, recorder, sink, writer=writer, unpicklable=unpicklable,
+        if not _serialize(wanted, groups, recorder, sink, writer=writer, unpicklable=inputs.unpicklable,
                           blobs=blobs, written=written):
             break
-    return _finish(graph, groups, current, blobs, written, url=url, session=session, started=started,
-                   dry_run=sink is None, carried=carried)
+    return _finish(graph, groups, current, blobs, written, url=inputs.url, session=inputs.session,
+                   started=started, dry_run=sink is None, carried=carried)
 
 
 @dataclass
@@ -445,21 +451,7 @@ class DeferredCheckpoint:
                        session=self.session, started=self.started, dry_run=False, carried=self.carried)
 
 
-def prepare_deferred(
-    recorder: Recorder,
-    graph: HistoryGraph,
-    bandwidth: Bandwidth,
-    *,
-    url: str,
-    session: str,
-    unpicklable: dict[str, tuple[str, str]],
-    known_blobs: dict[str, BlobInfo],
-    sink: BlobSink,
-    limit: float,
-    recomputed: set[str],
-    writer: str = "w",
-    files: FileLog | None = None,
-) -> DeferredCheckpoint | None:
+def prepare_deferred(inputs: Inputs, *, sink: BlobSink, limit: float, recomputed: set[str]) -> DeferredCheckpoint | None:
     """Serialize every storable group not already known, if they add up to at most `limit`
     bytes, and leave the plan for later; None when they are larger (plan first, then
     serialize only what the plan stores: `prepare_checkpoint`).
@@ -468,7 +460,8 @@ def prepare_deferred(
     since, they are recomputed again rather than serialized on speculation: the same
     cells still rebuild the same content."""
     started = time.perf_counter()
-    groups = collect_groups(recorder, graph, unpicklable, known_blobs, fresh=False)
+    recorder, graph, known_blobs, writer = inputs.recorder, inputs.graph, inputs.known_blobs, inputs.writer
+    groups = collect_groups(recorder, graph, inputs.unpicklable, known_blobs, fresh=False)
     for group in groups:
         if group.key in recomputed and group.info.storable and not group.info.already_stored:
             group.info = GroupInfo(group.info.names, group.info.size, False,
@@ -478,36 +471,28 @@ def prepare_deferred(
         return None
     blobs = {i: known_blobs[g.key] for i, g in enumerate(groups) if g.info.already_stored and g.key is not None}
     written: list[BlobInfo] = []
-    _serialize(changed, groups, recorder, sink, writer=writer, unpicklable=unpicklable, blobs=blobs, written=written)
-    carried = carry(graph, files, sink, known_blobs, writer=writer) if files is not None else None
+    _serialize(changed, groups, recorder, sink, writer=writer, unpicklable=inputs.unpicklable, blobs=blobs,
+               written=written)
+    carried = carry(graph, inputs.files, sink, known_blobs, writer=writer) if inputs.files is not None else None
     if carried is not None:
         graph = carried.graph
-    return DeferredCheckpoint(graph.copy(), groups, blobs, written, bandwidth, url, session, started, carried)
+    return DeferredCheckpoint(graph.copy(), groups, blobs, written, inputs.bandwidth, inputs.url, inputs.session,
+                              started, carried)
 
 
 def take_checkpoint(
-    recorder: Recorder,
-    graph: HistoryGraph,
+    inputs: Inputs,
     store: Store,
-    bandwidth: Bandwidth,
     *,
-    session: str,
-    unpicklable: dict[str, tuple[str, str]],
-    known_blobs: dict[str, BlobInfo],
-    writer: str = "w",
     progress: Callable[[int, str, str], Any] | None = None,
     dry_run: bool = False,
     commit: Callable[[dict[str, Any]], bool] | None = None,
-    files: FileLog | None = None,
 ) -> tuple[CheckpointResult, dict[str, BlobInfo], bool]:
     """Plan, and unless `dry_run`, write and commit one checkpoint now, streaming blobs to the
     store. `commit(manifest)` commits (default: `store.commit`) and says whether LATEST moved.
     Returns the result, the blobs the manifest references by content key, and whether LATEST moved."""
     started = time.perf_counter()
-    prepared = prepare_checkpoint(
-        recorder, graph, bandwidth, url=store.url, session=session, unpicklable=unpicklable,
-        known_blobs=known_blobs, sink=None if dry_run else StoreSink(store, progress), writer=writer, files=files,
-    )
+    prepared = prepare_checkpoint(inputs, sink=None if dry_run else StoreSink(store, progress))
     if prepared.manifest is None:
         return prepared.result, {}, False
     moved = (commit or store.commit)(prepared.manifest)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from . import colab, files, lineage, sharing
-from .checkpoint import CheckpointResult, take_checkpoint
+from .checkpoint import CheckpointResult, Inputs, take_checkpoint
 from .autosave import AutoCheckpointer, AutoPolicy
 from .config import Settings
 from .errors import CheckpointNotFoundError, ElasticError, RestoreVerificationError, UntrustedCheckpointError
@@ -271,6 +271,11 @@ class Session:
             store.check_writable()
             self._writable.add(store.url)
 
+    def checkpoint_inputs(self, store: Store, known: dict[str, BlobInfo]) -> Inputs:
+        """What a checkpoint of this session to `store` starts from (`known`: blobs there already)."""
+        return Inputs(self.recorder, self.graph, self.bandwidth(store.url), store.url, self.settings.session,
+                      self.unpicklable, known, self.writer, self.files)
+
     def set_known_blobs(self, store: Store, blobs: dict[str, BlobInfo]) -> None:
         """After a commit: the blobs its manifest names are the ones safe to reuse."""
         self._known_blobs[store.url] = dict(blobs)
@@ -319,9 +324,8 @@ class Session:
         self.busy = True
         try:
             result, blobs, moved = take_checkpoint(
-                self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
-                unpicklable=self.unpicklable, known_blobs=known, writer=self.writer, progress=progress_bar,
-                commit=lambda manifest: self.commit(store, manifest, force=force), files=self.files,
+                self.checkpoint_inputs(store, known), store, progress=progress_bar,
+                commit=lambda manifest: self.commit(store, manifest, force=force),
             )
         finally:
             self.busy = False
@@ -343,10 +347,7 @@ class Session:
         """A dry run: what a checkpoint to `url` would store and recompute, and the estimates."""
         target = self.url(url)
         store = self.store(target, storage_options)
-        result, _, _ = take_checkpoint(
-            self.recorder, self.graph, store, self.bandwidth(target), session=self.settings.session,
-            unpicklable=self.unpicklable, known_blobs=self.known_blobs(store), dry_run=True, files=self.files,
-        )
+        result, _, _ = take_checkpoint(self.checkpoint_inputs(store, self.known_blobs(store)), store, dry_run=True)
         return result.plan
 
     def restore(self, url: str | None = None, storage_options: dict[str, Any] | None = None,

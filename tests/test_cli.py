@@ -7,7 +7,7 @@ from colab_elastic.store import Store
 
 
 def test_cli_inspect_and_verify_read_a_folder_and_an_export(tmp_path, capsys):
-    from colab_elastic.checkpoint import take_checkpoint
+    from colab_elastic.checkpoint import Inputs, take_checkpoint
     from colab_elastic.history import HistoryGraph
     from colab_elastic.planner import Bandwidth
     from colab_elastic.recorder import Recorder
@@ -16,7 +16,7 @@ def test_cli_inspect_and_verify_read_a_folder_and_an_export(tmp_path, capsys):
     graph = HistoryGraph()
     recorder = Recorder(namespace, graph)
     store = Store(str(tmp_path / "ckpt"))
-    take_checkpoint(recorder, graph, store, Bandwidth(), session="s", unpicklable={}, known_blobs={})
+    take_checkpoint(Inputs(recorder, graph, Bandwidth(), store.url, "s", {}, {}), store)
     assert main(["inspect", str(tmp_path / "ckpt")]) == 0
     assert "numbers" in capsys.readouterr().out
     assert main(["verify", str(tmp_path / "ckpt")]) == 0
