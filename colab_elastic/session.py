@@ -13,7 +13,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from . import colab, files, lineage, sharing
 from .checkpoint import CheckpointResult, Inputs, take_checkpoint
@@ -58,11 +58,15 @@ class Status:
         return status_html(self.fields)
 
 
-def _manifest_blobs(manifest: dict[str, Any]) -> dict[str, BlobInfo]:
-    """The content-keyed blobs a manifest references (reusable by later checkpoints)."""
+def _manifest_blobs(manifest: dict[str, Any], damaged: Iterable[str] = ()) -> dict[str, BlobInfo]:
+    """The content-keyed blobs a manifest references (reusable by later checkpoints), but for
+    those of the groups in `damaged` (their names joined, as a restore reports fallbacks)."""
     found = {}
+    skip = set(damaged)
     for entry in manifest.get("groups", []):
         blob = entry.get("blob")
+        if ", ".join((entry.get("decision") or {}).get("names", ())) in skip:
+            continue  # missing, cut or altered: a later checkpoint must write it again
         if blob and blob.get("content"):
             found[blob["content"]] = BlobInfo(blob["key"], blob["digest"], int(blob["size"]), 0.0)
     return found
@@ -397,7 +401,7 @@ class Session:
         self.recorder.reset_cache()
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
         self.measure(target, read=(report.bytes_read, report.read_seconds))
-        self._known_blobs[target] = _manifest_blobs(manifest)
+        self._known_blobs[target] = _manifest_blobs(manifest, damaged=report.fallbacks)
         if strict and not report.ok:
             raise RestoreVerificationError(f"strict restore: {report.problem_summary()}", report)
         return report

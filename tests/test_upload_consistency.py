@@ -70,3 +70,27 @@ def test_a_failed_upload_commits_nothing_and_the_next_checkpoint_writes_the_blob
     manifest = json.loads((location / names["manifest"]).read_text())
     stored = {n for g in manifest["groups"] if "blob" in g for n in g["decision"]["names"]}
     assert "extra" in stored
+
+
+def test_a_blob_found_damaged_on_restore_is_written_again_by_the_next_checkpoint(shell, tmp_path):
+    import pytest
+
+    from colab_elastic.errors import RestoreWarning
+
+    location = tmp_path / "ckpt"
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_cell("import time\ntime.sleep(0.3)\nkept = list(range(5000))", store_history=True)
+    shell.run_line_magic("elastic", f"checkpoint {location}")
+    pointer = json.loads((location / "LATEST").read_text())
+    manifest = json.loads((location / pointer["manifest"]).read_text())
+    (damaged,) = [g["blob"]["key"] for g in manifest["groups"] if "kept" in g["decision"]["names"]]
+    (location / "blobs" / damaged).unlink()  # lost between runtimes
+    shell.run_line_magic("unload_ext", "colab_elastic")
+    shell.reset(new_session=False)
+    shell.run_line_magic("load_ext", "colab_elastic")
+    with pytest.warns(RestoreWarning, match="kept"):
+        shell.run_line_magic("elastic", f"restore {location}")
+    assert shell.user_ns["kept"] == list(range(5000))
+    shell.run_line_magic("elastic", f"checkpoint {location}")
+    missing = [p.name for p in _blobs_named_by_latest(location) if not p.exists()]
+    assert missing == [], f"the new checkpoint names blobs that are gone: {missing}"
