@@ -17,14 +17,11 @@ import datetime
 import functools
 import io
 import logging
-import platform
-import sys
 import time
 import types
 import uuid
 import warnings
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from typing import Any, Callable, Protocol
 
 import xxhash
@@ -33,7 +30,7 @@ from . import freshness, sharing
 from ._version import __version__
 from .analysis import analyze_cell
 from .errors import StorageError, UnpicklableWarning, describe
-from .files import Carried, FileLog, carry, imported_packages, module_version
+from .files import Carried, FileLog, carry, environment
 from .fingerprint import Fingerprint, fingerprint, overlapping
 from .history import HistoryGraph
 from .planner import Bandwidth, GroupInfo, Plan, plan
@@ -44,11 +41,6 @@ from .store import BlobInfo, Store
 log = logging.getLogger("colab_elastic.checkpoint")
 
 FORMAT = 1
-# Distribution name -> the module whose loaded version the manifest records.
-_REPORTED_PACKAGES = {"numpy": "numpy", "pandas": "pandas", "scikit-learn": "sklearn", "torch": "torch",
-                      "ipython": "IPython", "ipykernel": "ipykernel", "cloudpickle": "cloudpickle"}
-
-
 @dataclass(frozen=True)
 class CheckpointResult:
     """What one checkpoint did: the plan it followed, and what it wrote where."""
@@ -79,30 +71,6 @@ class _Group:
     key: str | None  # content-derived blob key, None when the content is not fully known
     fingerprints: dict[str, Fingerprint]
     reloaded: dict[str, str] = field(default_factory=dict)  # see `_reloaded`
-
-
-@functools.lru_cache(maxsize=None)
-def _installed_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _environment() -> dict[str, Any]:
-    """Versions of the reported packages this process has loaded (what the values were made
-    with), else installed. From `__version__` when loaded: importlib.metadata costs ~2 ms a
-    package, and this runs after every auto-checkpointed cell."""
-    packages = {}
-    for name, module_name in _REPORTED_PACKAGES.items():
-        version = module_version(sys.modules[module_name]) if module_name in sys.modules else None
-        if version is None:
-            version = _installed_version(name)
-        if version is not None:
-            packages[name] = version
-    # Every third-party package the session imported: a restore names those it cannot find.
-    return {"python": platform.python_version(), "platform": sys.platform, "packages": packages,
-            "imported": imported_packages()}
 
 
 def _groups(recorder: Recorder, unpicklable: dict[str, tuple[str, str]], fresh: bool = True) -> list[_Group]:
@@ -356,7 +324,7 @@ def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dic
         "session": session,
         "author": sharing.author(),
         "colab_elastic": __version__,
-        "environment": _environment(),
+        "environment": environment(),
         "graph": graph.to_json(),
         "plan": current.to_json(),
         "groups": entries,

@@ -38,6 +38,7 @@ import xxhash
 
 from .errors import describe
 from .fingerprint_arrays import ArrayHashing, dtype_text
+from .fingerprint_state import addresses_in, without_pandas_cache
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
 _REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
@@ -332,11 +333,11 @@ class _Walk(ArrayHashing):
         # real and may be shared with other variables.
         args, state, listitems, dictitems = (list(reduced[1:]) + [None] * 3)[:4]
         if type(obj).__module__.startswith("pandas."):  # its arrays too, not only `pandas_types`
-            state = _without_pandas_cache(state)
+            state = without_pandas_cache(state)
         children: list[tuple[Any, bool]] = [] if args is None else [(args, False)]
         if type(state) is dict and isinstance(own, dict) and state is not own:
             self.tag(f"state {len(state)}")
-            addresses = _addresses(state)
+            addresses = addresses_in(state)
             for key, value in state.items():
                 if key in addresses:
                     # An attribute holding `id()` of another attribute (sklearn's
@@ -381,38 +382,6 @@ class _Walk(ArrayHashing):
             return []
         self.size += sys.getsizeof(obj, 64)
         return [(r, True) for r in referents]
-
-
-def _without_pandas_cache(state: Any) -> Any:
-    """`state` without pandas' `_cache` (where `cache_readonly` keeps what it derived, filled
-    on first read: a repr puts `_creso` in a DatetimeArray's), as a dict state or as the
-    `__dict__` ending a tuple state (dropped when nothing else is in it, as before the read)."""
-    if type(state) is dict and "_cache" in state:
-        return {k: v for k, v in state.items() if k != "_cache"}
-    if type(state) is tuple and state and type(state[-1]) is dict and "_cache" in state[-1]:
-        rest = {k: v for k, v in state[-1].items() if k != "_cache"}
-        return state[:-1] + ((rest,) if rest else ())
-    return state
-
-
-def _addresses(state: dict[Any, Any]) -> dict[Any, Any]:
-    """Keys of `state` whose value is an int equal to `id()` of another value in it -> that
-    other value's key. Only ints that can be addresses (aligned, past the first pages) count.
-
-    A key named `_<other>_id` next to `<other>` (sklearn's `_stop_words_id`) is taken for
-    `id(<other>)` even when it is not that now: in a loaded value it is the address from the
-    process that pickled it (`id(None)` there), a cache token with no say in what the value is.
-    """
-    candidates = [k for k, v in state.items() if type(v) is int and v > 0xFFFF and not v % 8]
-    if not candidates:
-        return {}
-    ids = {id(v): k for k, v in state.items()}
-    found = {k: ids[state[k]] for k in candidates if state[k] in ids and ids[state[k]] != k}
-    for key in candidates:
-        named = key[1:-3] if isinstance(key, str) and key.startswith("_") and key.endswith("_id") else None
-        if named and named in state:
-            found[key] = named
-    return found
 
 
 def _instance_state(obj: Any) -> list[Any] | None:

@@ -59,12 +59,10 @@ def _age(info: dict[str, Any], now: float) -> float:
 
 
 def _listing(store: Store, folder: str) -> list[dict[str, Any]]:
-    try:
-        return list(store.fs.ls(store.path(folder), detail=True))
-    except FileNotFoundError:
-        return []
-    except (OSError, NotImplementedError) as exc:
-        raise StorageError(f"cannot list {store.url}/{folder}: {exc}") from exc
+    infos = store.listing(folder)
+    if infos is None:
+        raise StorageError(f"{store.url} cannot be listed (a web server): garbage collection needs its files")
+    return infos
 
 
 def _blob_keys(manifest: dict[str, Any]) -> list[tuple[str, int]]:

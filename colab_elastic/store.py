@@ -435,33 +435,36 @@ class Store:
             raise CorruptCheckpointError(f"manifest {name} at {self.url} is missing") from None
         return parse_manifest(body, name, self.url)
 
-    def checkpoint_ids(self) -> list[str] | None:
-        """Every checkpoint id with a manifest here, oldest first; None where the store cannot
-        list its files (a plain web server: follow `parent` links from LATEST instead)."""
+    def listing(self, folder: str) -> list[dict[str, Any]] | None:
+        """The files in `folder` (fsspec's details: name, size, ...); [] when it does not exist,
+        None where the store cannot list its files (a plain web server)."""
         if not self.listable:
             return None
         try:
-            with self._failing("list", "the checkpoints", keep=(FileNotFoundError,)):
-                names = self.fs.ls(self.path("manifests"), detail=False)
+            with self._failing("list", folder, keep=(FileNotFoundError,)):
+                return list(self.fs.ls(self.path(folder), detail=True))
+        except NotImplementedError as exc:
+            raise StorageError(f"cannot list {self.url}/{folder}: {exc}") from exc
         except FileNotFoundError:
             return []
-        ids = []
-        for name in names:
-            base = str(name).rstrip("/").rsplit("/", 1)[-1]
-            if base.endswith(".json") and CHECKPOINT_ID.fullmatch(base[:-5]):
-                ids.append(base[:-5])
-        return sorted(ids)
+
+    def checkpoint_ids(self) -> list[str] | None:
+        """Every checkpoint id with a manifest here, oldest first; None where the store cannot
+        list its files (follow `parent` links from LATEST instead)."""
+        infos = self.listing("manifests")
+        if infos is None:
+            return None
+        names = (_base_name(i["name"]) for i in infos)
+        return sorted(n[:-5] for n in names if n.endswith(".json") and CHECKPOINT_ID.fullmatch(n[:-5]))
 
     def blob_sizes(self) -> dict[str, int] | None:
         """Size of every blob here by key, from one listing; None where the store cannot list."""
-        if not self.listable:
-            return None
-        try:
-            with self._failing("list", "the blobs", keep=(FileNotFoundError,)):
-                infos = self.fs.ls(self.path("blobs"), detail=True)
-        except FileNotFoundError:
-            return {}
-        return {str(i["name"]).rstrip("/").rsplit("/", 1)[-1]: int(i.get("size") or 0) for i in infos}
+        infos = self.listing("blobs")
+        return None if infos is None else {_base_name(i["name"]): int(i.get("size") or 0) for i in infos}
+
+
+def _base_name(path: Any) -> str:
+    return str(path).rstrip("/").rsplit("/", 1)[-1]
 
 
 def _temp_name(path: str) -> str:

@@ -10,6 +10,8 @@ from typing import Any, Sequence
 from colab_elastic.kernel import CellOutput, Kernel
 
 SNAPSHOT = "__import__('colab_elastic.compare', fromlist=['snapshot']).snapshot({path!r})"
+# An expression (it binds no name in the session compared): wait until auto-checkpoints uploaded.
+WAIT_FOR_UPLOADS = "__import__('colab_elastic.extension', fromlist=['current']).current().session.autosave.wait(60)"
 COMPARE = "print(__import__('json').dumps(__import__('colab_elastic.compare', fromlist=['compare']).compare({path!r})))"
 
 

@@ -9,13 +9,11 @@ import time
 import pytest
 
 import colab_elastic
-from tests.kernels import SNAPSHOT, Kernel, compare, restore_in_new_kernel
+from tests.kernels import SNAPSHOT, WAIT_FOR_UPLOADS, Kernel, compare, restore_in_new_kernel
 
 pytestmark = pytest.mark.kernel
 
 EVERY_CELL = "%elastic auto on --interval 0 --after 0"
-# An expression, so the test binds no name of its own in the session it compares.
-WAIT_FOR_UPLOADS = "__import__('colab_elastic.extension', fromlist=['current']).current().session.autosave.wait(60)"
 
 
 def _session():

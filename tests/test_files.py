@@ -15,7 +15,7 @@ from colab_elastic.history import HistoryGraph
 from colab_elastic.kernel import Kernel
 from colab_elastic.store import BlobInfo
 
-from .kernels import restore_in_new_kernel, run_cells
+from .kernels import WAIT_FOR_UPLOADS, restore_in_new_kernel, run_cells
 
 # Storing is made very slow, so the plan reruns every cell it can: what these tests are about.
 ENV = {"COLAB_ELASTIC_AUTO": "off", "COLAB_ELASTIC_WRITE_MBPS": "0.0001"}
@@ -157,15 +157,21 @@ def test_the_hook_is_silent_when_unloaded(tmp_path):
 
 
 # Real kernels ----------------------------------------------------------------------------------
-def _first_kernel(tmp_path: Path, kernels: list, cells: list[str], env: dict[str, str] = ENV) -> tuple[Path, str]:
-    """Run `cells` in a kernel whose working folder is `tmp_path/a`, checkpoint, kill it.
-    Returns the folder and what the checkpoint said."""
+def _working_kernel(tmp_path: Path, kernels: list, cells: list[str], env: dict[str, str]) -> tuple[Path, Kernel]:
+    """A kernel in the working folder `tmp_path/a` that has run `cells` after `%load_ext`."""
     old = tmp_path / "a"
     old.mkdir()
     first = Kernel(cwd=str(old), env=env, log=str(tmp_path / "kernel1.log"))
     kernels.append(first)
     first.run("%load_ext colab_elastic").raise_for_error()
     run_cells(first, cells)
+    return old, first
+
+
+def _first_kernel(tmp_path: Path, kernels: list, cells: list[str], env: dict[str, str] = ENV) -> tuple[Path, str]:
+    """Run `cells` in a kernel whose working folder is `tmp_path/a`, checkpoint, kill it.
+    Returns the folder and what the checkpoint said."""
+    old, first = _working_kernel(tmp_path, kernels, cells, env)
     for _ in range(2):  # the second reads the first's manifest: not a file of the notebook's
         checkpoint = first.run(f"%elastic checkpoint {tmp_path / 'ckpt'}")
         checkpoint.raise_for_error()
@@ -283,14 +289,8 @@ def test_a_file_a_shell_line_wrote_comes_back(tmp_path, kernels):
 def test_an_auto_checkpoint_carries_the_file_too(tmp_path, kernels):
     """The background path (`prepare_deferred`, a memory sink) carries files as `%elastic checkpoint` does."""
     env = {**ENV, "COLAB_ELASTIC_AUTO": "on", "COLAB_ELASTIC_URL": str(tmp_path / "ckpt")}
-    old = tmp_path / "a"
-    old.mkdir()
-    first = Kernel(cwd=str(old), env=env, log=str(tmp_path / "kernel1.log"))
-    kernels.append(first)
-    first.run("%load_ext colab_elastic").raise_for_error()
-    run_cells(first, DATA_CELLS)
-    waited = first.run("print(__import__('colab_elastic.extension', fromlist=['current']).current()"
-                       ".session.autosave.wait(60))")
+    old, first = _working_kernel(tmp_path, kernels, DATA_CELLS, env)
+    waited = first.run(f"print({WAIT_FOR_UPLOADS})")
     waited.raise_for_error()
     assert waited.stdout.strip() == "True"
     first.kill()

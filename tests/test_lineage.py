@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernels import SNAPSHOT, Kernel, compare, run_cells
+from tests.kernels import SNAPSHOT, WAIT_FOR_UPLOADS, Kernel, compare, run_cells
 
 pytestmark = pytest.mark.kernel
 
-WAIT_FOR_UPLOADS = "__import__('colab_elastic.extension', fromlist=['current']).current().session.autosave.wait(60)"
 EVERY_CELL = "%elastic auto on --interval 0 --after 0"
 
 WORK = [

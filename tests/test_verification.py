@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.kernels import roundtrip
+from tests.kernels import WAIT_FOR_UPLOADS, roundtrip
 
 pytestmark = pytest.mark.kernel
 
@@ -144,7 +144,7 @@ def test_a_value_changed_by_a_thread_is_not_verified_against_a_stale_fingerprint
                      "import threading, time\nthreading.Thread(target=lambda: (time.sleep(0.3), "
                      "globals()['box'].update(n=1), time.sleep(60)), daemon=True).start()",
                      "time.sleep(0.8)\ny = 1",
-                     "__import__('colab_elastic.extension', fromlist=['current']).current().session.autosave.wait(60)"]:
+                     WAIT_FOR_UPLOADS]:
             first.run(code).raise_for_error()
         assert first.run("print(box)").stdout.strip() == "{'n': 1}"
     finally:
