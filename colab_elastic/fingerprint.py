@@ -37,7 +37,7 @@ from typing import Any, Callable
 import xxhash
 
 from .errors import describe
-from .fingerprint_arrays import ArrayHashing, dtype_text
+from .fingerprint_arrays import ArrayHashing, StringMemo, dtype_text
 from .fingerprint_state import addresses_in, without_pandas_cache
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
@@ -117,7 +117,9 @@ def unpicklable_reason(obj: Any) -> str | None:
 class _Walk(ArrayHashing):
     """One fingerprinting walk over one value."""
 
-    def __init__(self, budget: int, is_notebook_defined: Callable[[Any], bool]) -> None:
+    def __init__(self, budget: int, is_notebook_defined: Callable[[Any], bool],
+                 strings: StringMemo | None = None) -> None:
+        self.strings = strings
         self.hasher = xxhash.xxh3_128()
         self.seen: dict[int, int] = {}
         self.keepalive: list[Any] = []  # ids stay unique only while the objects live
@@ -302,7 +304,8 @@ class _Walk(ArrayHashing):
                 digests.append(xxhash.xxh3_64_hexdigest(f"{type(item).__name__}\x00{item!r}".encode("utf-8", "surrogatepass")))
                 self.size += 8
                 continue
-            sub = fingerprint(item, budget=self.budget, is_notebook_defined=self.is_notebook_defined)
+            sub = fingerprint(item, budget=self.budget, is_notebook_defined=self.is_notebook_defined,
+                              strings=self.strings)
             digests.append(sub.content)
             self.objects |= sub.objects
             self.size += sub.size
@@ -432,10 +435,13 @@ def fingerprint(
     *,
     budget: int = DEFAULT_BUDGET,
     is_notebook_defined: Callable[[Any], bool] = lambda obj: False,
+    strings: StringMemo | None = None,
 ) -> Fingerprint:
     """Fingerprint one value (see `Fingerprint`). Never raises: what could not be looked at
-    makes the fingerprint incomplete, with the reason in `unpicklable`."""
-    walk = _Walk(budget, is_notebook_defined)
+    makes the fingerprint incomplete, with the reason in `unpicklable`. `strings` remembers
+    the digests of large text columns between calls (see `StringMemo`); the result is the same
+    with or without it."""
+    walk = _Walk(budget, is_notebook_defined, strings)
     try:
         walk.run(value)
     except Exception as exc:  # noqa: BLE001 - e.g. a RecursionError while noting another failure

@@ -7,7 +7,10 @@ so a session that never imported them never pays for them.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import weakref
 from typing import Any
 
 import xxhash
@@ -20,6 +23,7 @@ class ArrayHashing:
     size: int
     objects: set[int]
     keepalive: list[Any]
+    strings: "StringMemo | None" = None
 
     def tag(self, text: str) -> None:
         raise NotImplementedError
@@ -115,21 +119,136 @@ class ArrayHashing:
         Walking millions of str objects one by one costs seconds per cell; pandas' own
         hasher does it in C. Only when pandas is already loaded, and only when every element
         is a str (or missing): anything else is walked, since it may be shared or mutable.
+        A large array whose element pointers are those `strings` vouched for reuses its digest.
         """
         pd = sys.modules.get("pandas")
         if pd is None or arr.size == 0:
             return False
-        flat = arr.ravel(order="K")
-        try:
-            if pd.api.types.infer_dtype(flat, skipna=True) not in ("string", "empty"):
+        memo = self.strings
+        digest = memo.lookup(arr) if memo is not None else None
+        if digest is None:
+            digest = _digest_strings(pd, arr.ravel(order="K"))
+            if digest is None:
                 return False
-            hashes = pd.util.hash_array(flat, categorize=False)
-        except (TypeError, ValueError):
-            return False
+            if memo is not None:
+                memo.remember(arr, digest)
         self.tag("str-array")
-        self.hasher.update(hashes.view("u1"))
-        self.size += int(sum(map(len, (x for x in flat if isinstance(x, str))))) if flat.size < 10_000 else 32 * flat.size
+        self.hasher.update(digest)
+        self.size += int(sum(len(x) for x in arr.flat if isinstance(x, str))) if arr.size < 10_000 else 32 * arr.size
         return True
+
+
+_SEPARATOR = "\x00"
+
+
+def _digest_strings(pd: Any, flat: Any) -> bytes | None:
+    """A digest of a 1-d object array whose elements are all str or missing (None otherwise).
+
+    All str and none holding the separator: the joined text, hashed at memory speed (2.5x faster
+    than pandas' per-element hasher on 3M short strings). Missing values or a separator inside a
+    string: pandas' hasher. Which way is taken depends only on the contents, so a value hashes
+    alike in every process.
+    """
+    try:
+        kind = pd.api.types.infer_dtype(flat, skipna=False)
+        if kind == "string":
+            joined = _SEPARATOR.join(flat)
+            if joined.count(_SEPARATOR) == len(flat) - 1:
+                return b"joined" + xxhash.xxh3_128_digest(joined.encode("utf-8", "surrogatepass"))
+        elif pd.api.types.infer_dtype(flat, skipna=True) not in ("string", "empty"):
+            return None
+        return b"hashed" + xxhash.xxh3_128_digest(pd.util.hash_array(flat, categorize=False))
+    except (TypeError, ValueError):
+        return None
+
+
+class StringMemo:
+    """Digests of large object arrays of strings, trusted while their element pointers are unchanged.
+
+    Hashing 3M strings costs ~75 ms; comparing 3M pointers ~3 ms. A pointer says which object,
+    not what it holds, and an address is reused once its object is freed: so for every array it
+    vouches for, the memo keeps a shallow copy, whose references keep those very string objects
+    alive. While they live no other object can take their addresses, and str is immutable: equal
+    pointers then mean equal contents. Only arrays of `MIN_ELEMENTS` or more are kept (below that
+    hashing is cheap), up to `limit` pointers in all (8 bytes each), least recently used first out.
+    Thread-safe: the recorder and the background checkpoint both fingerprint.
+    """
+
+    MIN_ELEMENTS = 100_000
+
+    def __init__(self, limit: int | None = None) -> None:
+        mb = float(os.environ.get("COLAB_ELASTIC_STRING_MEMO_MB", "512"))
+        self.limit = limit if limit is not None else int(mb * 1e6) // 8
+        # id(array) -> (weak reference to it, shallow copy holding its elements, digest)
+        self._entries: dict[int, tuple[weakref.ref, Any, bytes]] = {}
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, arr: Any) -> bytes | None:
+        """The digest remembered for `arr`, if its elements are still the objects it had then."""
+        if arr.size < self.MIN_ELEMENTS:
+            return None
+        with self._lock:
+            entry = self._entries.get(id(arr))
+        if entry is None or entry[0]() is not arr or entry[1].shape != arr.shape:
+            return None
+        np = sys.modules["numpy"]
+        if not np.array_equal(_pointers(np, arr), _pointers(np, entry[1])):
+            return None
+        with self._lock:  # most recently used last
+            if self._entries.pop(id(arr), None) is not None:
+                self._entries[id(arr)] = entry
+        return entry[2]
+
+    def remember(self, arr: Any, digest: bytes) -> None:
+        if arr.size < self.MIN_ELEMENTS or arr.size > self.limit:
+            return
+        key = id(arr)
+        try:
+            ref = weakref.ref(arr, lambda _, key=key: self._forget(key))
+        except TypeError:  # not weak-referenceable: never vouched for
+            return
+        pinned = arr.copy(order="K")  # references, not strings: 8 bytes an element
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._held -= old[1].size
+            self._entries[key] = (ref, pinned, digest)
+            self._held += pinned.size
+            while self._held > self.limit and self._entries:
+                oldest = next(iter(self._entries))
+                self._held -= self._entries.pop(oldest)[1].size
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._held -= entry[1].size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._held = 0
+
+
+def _pointers(np: Any, arr: Any) -> Any:
+    """The element pointers of an object array, as unsigned integers over the same memory
+    (numpy refuses `view` on arrays of references; its array interface does not)."""
+    interface = dict(arr.__array_interface__)
+    interface["typestr"] = np.dtype(np.uintp).str
+    interface.pop("descr", None)
+    return np.asarray(_Interface(interface, arr))
+
+
+class _Interface:
+    """An array interface that keeps its owner alive as long as the array built on it."""
+
+    def __init__(self, interface: dict[str, Any], owner: Any) -> None:
+        self.__array_interface__ = interface
+        self.owner = owner
 
 
 def dtype_text(dtype: Any) -> str:

@@ -19,6 +19,7 @@ from . import ambient, randomness
 from .analysis import analyze_cell, reachable_names, replayable_code
 from .errors import RecordingWarning, describe
 from .fingerprint import Fingerprint, fingerprint, unknown
+from .fingerprint_arrays import StringMemo
 from .history import CellExecution, HistoryGraph
 from .namespace import notebook_predicate, user_names
 
@@ -62,6 +63,8 @@ class Recorder:
         self.is_notebook_defined = notebook_predicate(namespace)
         # name -> (id of the bound object, its fingerprint after the last cell that wrote it)
         self._cache: dict[str, tuple[int, Fingerprint]] = {}
+        # Digests of large text columns, reused while their strings are the same objects.
+        self.strings = StringMemo()
         # name -> (id of the module bound, `_module_signature` of it after the last cell)
         self._modules: dict[str, tuple[int, int]] = {}
         # Names fingerprinted since the last cell ran: their cached fingerprints are current.
@@ -79,7 +82,7 @@ class Recorder:
         if not fresh and cached is not None and cached[0] == id(value):
             return cached[1]
         try:
-            fp = fingerprint(value, is_notebook_defined=self.is_notebook_defined)
+            fp = fingerprint(value, is_notebook_defined=self.is_notebook_defined, strings=self.strings)
         except Exception as exc:  # noqa: BLE001 - one value must not cost the cell its recording
             # Unknown: assumed changed by every cell that reaches it, recomputed, never stored.
             reason = f"could not be fingerprinted ({describe(exc)})"
