@@ -279,6 +279,8 @@ def _serialize(indices: list[int], groups: list[_Group], recorder: Recorder, sin
 
 def _recorded(fp: Fingerprint, reloaded: str | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"content": fp.content, "complete": fp.complete}
+    if not fp.comparable:
+        entry["comparable"] = False
     if reloaded is not None:
         entry["reloaded"] = reloaded
     return entry

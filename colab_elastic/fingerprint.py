@@ -38,7 +38,7 @@ import xxhash
 
 from .errors import describe
 from .fingerprint_arrays import ArrayHashing, StringMemo, dtype_text
-from .fingerprint_state import addresses_in, without_pandas_cache
+from .fingerprint_state import addresses_in, without_matplotlib_bookkeeping, without_pandas_cache
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
 _REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
@@ -97,6 +97,10 @@ class Fingerprint:
     size: int
     complete: bool = True
     unpicklable: str | None = None
+    # False when part of the value is a matplotlib artist: a draw (the inline backend draws after
+    # every cell; a restore may draw) adds ticks and clears caches, so two processes holding the
+    # same figure see different contents. Within one process a change is still a change.
+    comparable: bool = True
 
 
 def _type_name(t: type) -> str:
@@ -127,6 +131,7 @@ class _Walk(ArrayHashing):
         self.size = 0
         self.complete = True
         self.unpicklable: str | None = None
+        self.comparable = True
         self.budget = budget
         self.is_notebook_defined = is_notebook_defined
         self.init_arrays()
@@ -310,6 +315,7 @@ class _Walk(ArrayHashing):
             self.objects |= sub.objects
             self.size += sub.size
             self.complete &= sub.complete
+            self.comparable &= sub.comparable
             self.unpicklable = self.unpicklable or sub.unpicklable
         for digest in sorted(digests):
             self.tag(digest)
@@ -335,13 +341,20 @@ class _Walk(ArrayHashing):
         # id means nothing; what it passes along (the object's own attributes and items) is
         # real and may be shared with other variables.
         args, state, listitems, dictitems = (list(reduced[1:]) + [None] * 3)[:4]
-        if type(obj).__module__.startswith("pandas."):  # its arrays too, not only `pandas_types`
+        module = type(obj).__module__
+        if module.startswith("pandas."):  # its arrays too, not only `pandas_types`
             state = without_pandas_cache(state)
+        elif module.startswith("matplotlib."):
+            state = without_matplotlib_bookkeeping(state)
+            self.comparable = False
         children: list[tuple[Any, bool]] = [] if args is None else [(args, False)]
         if type(state) is dict and isinstance(own, dict) and state is not own:
             self.tag(f"state {len(state)}")
             addresses = addresses_in(state)
-            for key, value in state.items():
+            # Attribute order says how the object was built (a `__setstate__` adds them in
+            # its own order), not what it is.
+            pairs = sorted(state.items()) if all(type(k) is str for k in state) else state.items()
+            for key, value in pairs:
                 if key in addresses:
                     # An attribute holding `id()` of another attribute (sklearn's
                     # `_stop_words_id`): an address, new in every process; what it says is
@@ -377,7 +390,8 @@ class _Walk(ArrayHashing):
                 self.hasher.update(view.cast("B") if view.contiguous else view.tobytes())
                 self.size += view.nbytes
                 return []
-            if not hasattr(obj, "__dict__") and not hasattr(type(obj), "__slots__"):
+            if type(obj) is not object and not hasattr(obj, "__dict__") and not hasattr(type(obj), "__slots__"):
+                # (A bare `object()` is a sentinel: it has no state to change.)
                 # A C object whose state we cannot see (a random generator's state, a
                 # compiled model): treat it as changed whenever a cell reads it.
                 self.complete = False
@@ -453,6 +467,7 @@ def fingerprint(
         size=walk.size,
         complete=walk.complete,
         unpicklable=walk.unpicklable,
+        comparable=walk.comparable,
     )
 
 

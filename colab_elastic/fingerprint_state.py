@@ -1,6 +1,7 @@
 """What a value's pickled state says about it, less what is not the value: caches a read
-fills (pandas' `_cache`) and `id()` addresses of its own attributes (sklearn's
-`_stop_words_id`), which differ in every process. Part of the fingerprint walk; pure.
+fills (pandas' `_cache`), `id()` addresses of its own attributes (sklearn's `_stop_words_id`),
+which differ in every process, and matplotlib's bookkeeping (a callback-id counter that pickling
+itself advances, transform parents keyed by address). Part of the fingerprint walk; pure.
 """
 
 from __future__ import annotations
@@ -17,6 +18,26 @@ def without_pandas_cache(state: Any) -> Any:
     if type(state) is tuple and state and type(state[-1]) is dict and "_cache" in state[-1]:
         rest = {k: v for k, v in state[-1].items() if k != "_cache"}
         return state[:-1] + ((rest,) if rest else ())
+    return state
+
+
+# Counters and cache flags: a draw (the inline backend draws after every cell) or a pickle moves them.
+_MATPLOTLIB_COUNTERS = frozenset({"_cid_gen", "_invalid", "stale"})
+_MATPLOTLIB_BOOKKEEPING = _MATPLOTLIB_COUNTERS | {"_parents"}
+
+
+def without_matplotlib_bookkeeping(state: Any) -> Any:
+    """A matplotlib object's pickled state less what is not its value: `CallbackRegistry`
+    pickles `next(_cid_gen)`, so every look at a figure would change it; a draw clears the
+    `_invalid` and `stale` flags, an unpickled figure has them set; `TransformNode`
+    pickles its parents as `{id(parent): parent}`, and an unpickled one keeps the old
+    process's addresses as keys. The parents themselves, in order, are what counts."""
+    if type(state) is not dict or not _MATPLOTLIB_BOOKKEEPING.intersection(state):
+        return state
+    state = {k: v for k, v in state.items() if k not in _MATPLOTLIB_COUNTERS}
+    parents = state.get("_parents")
+    if type(parents) is dict:
+        state["_parents"] = tuple(v for v in parents.values() if v is not None)
     return state
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 
+from . import mincut
 from .history import HistoryGraph, VersionRef
 
 SOURCE = "SOURCE"
@@ -174,6 +175,7 @@ class _Problem:
             i: [(n, graph.active[n]) for n in sorted(g.names) if n in graph.active] for i, g in enumerate(self.groups)
         }
         self.load_after = {i: max((self.writer.get(ref, 0) for ref in refs), default=0) for i, refs in self.live.items()}
+        self._writers: dict[int, set[int]] = {}
 
     def free_read(self, ref: VersionRef, reader: int, storable: set[int]) -> bool:
         """Can a rerun of `reader` use `ref` without recomputing it (a stored group, loaded already)?"""
@@ -184,7 +186,9 @@ class _Problem:
         return group in storable and self.load_after[group] < reader
 
     def writers(self, group: int) -> set[int]:
-        return {self.writer.get(ref, 0) for ref in self.live[group]}
+        if group not in self._writers:
+            self._writers[group] = {self.writer.get(ref, 0) for ref in self.live[group]}
+        return self._writers[group]
 
     def closures(self, storable: set[int]) -> dict[int, int]:
         """Per cell, the cells its rerun needs (itself included) as a bit mask, when every
@@ -201,13 +205,17 @@ class _Problem:
         return masks
 
 
+_BITS = [tuple(bit for bit in range(8) if byte >> bit & 1) for byte in range(256)]
+
+
 def _cells_of(mask: int) -> list[int]:
-    """The cell indices set in a bit mask, in order."""
-    found = []
-    while mask:
-        low = mask & -mask
-        found.append(low.bit_length() - 1)
-        mask ^= low
+    """The cell indices set in a bit mask, in order (a byte at a time: a closure of a long
+    history has thousands of bits, and peeling them off one by one is quadratic)."""
+    found: list[int] = []
+    for position, byte in enumerate(mask.to_bytes((mask.bit_length() + 7) // 8, "little")):
+        if byte:
+            base = position * 8
+            found.extend(base + bit for bit in _BITS[byte])
     return found
 
 
@@ -237,15 +245,15 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
                 why = f"cannot be rerun: {first.note}"
             lost[i] = f"{group.reason}, and recomputing it needs cell {blocked[0]}, which {why}"
 
-    # networkx takes ~0.1 s to import: only when a plan is made, never at %load_ext.
-    import networkx as nx
+    nodes: dict[Any, int] = {SOURCE: 0, SINK: 1}
+    edges: list[tuple[int, int, int]] = []
 
-    net = nx.DiGraph()
-    net.add_node(SOURCE)
-    net.add_node(SINK)
+    def edge(u: Any, v: Any, capacity: int) -> None:
+        edges.append((nodes.setdefault(u, len(nodes)), nodes.setdefault(v, len(nodes)), capacity))
+
     for cell in problem.cells.values():
         cost = _ticks(cell.runtime + RERUN_OVERHEAD) if cell.rerunnable else INFINITE
-        net.add_edge(("cell", cell.index), SINK, capacity=cost)
+        edge(("cell", cell.index), SINK, cost)
         for ref in cell.reads:
             # Conservatively assume the read is not free; free reads are handled per group
             # below because "free" depends on whether that group ends up stored.
@@ -262,18 +270,33 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
                 # Free if the group is stored (SINK side); if the group is recomputed its
                 # writers rerun anyway. Either way no edge is needed.
                 continue
-            net.add_edge(("cell", cell.index), ("cell", producer), capacity=INFINITE)
+            edge(("cell", cell.index), ("cell", producer), INFINITE)
+    # A group with one writer needs no node of its own: SOURCE -c-> group -inf-> writer cuts
+    # exactly like SOURCE -c-> writer (stored iff its writer is not rerun), and the groups of
+    # one writer add up. Most groups have one writer: the network shrinks to about the cells.
+    node_of: dict[int, Any] = {}
+    direct: dict[int, int] = {}
     for i, group in enumerate(problem.groups):
         if i in lost:
             continue
-        node = ("group", i)
         cost = bandwidth.store_seconds(group.size, group.already_stored) + bandwidth.load_seconds(group.size)
-        net.add_edge(SOURCE, node, capacity=_ticks(cost) if group.storable else INFINITE)
-        for cell in problem.writers(i):
-            net.add_edge(node, ("cell", cell), capacity=INFINITE)
+        capacity = _ticks(cost) if group.storable else INFINITE
+        writers = problem.writers(i)
+        if len(writers) == 1:
+            (writer,) = writers
+            node_of[i] = ("cell", writer)
+            direct[writer] = min(INFINITE, direct.get(writer, 0) + capacity)
+            continue
+        node_of[i] = ("group", i)
+        edge(SOURCE, node_of[i], capacity)
+        for cell in writers:
+            edge(node_of[i], ("cell", cell), INFINITE)
+    for writer, capacity in direct.items():
+        edge(SOURCE, ("cell", writer), capacity)
 
-    _, (source_side, _) = nx.minimum_cut(net, SOURCE, SINK)
-    stored = {i for i in range(len(problem.groups)) if i not in lost and ("group", i) not in source_side}
+    side = mincut.source_side(len(nodes), edges, nodes[SOURCE], nodes[SINK])
+    source_side = {node for node, index in nodes.items() if index in side}
+    stored = {i for i in range(len(problem.groups)) if i not in lost and node_of[i] not in source_side}
     cut = {node[1] for node in source_side if isinstance(node, tuple) and node[0] == "cell"}
     # An exact cut already reruns everything below; closing over it anyway makes "no rerun
     # without its inputs, no recomputed group without its writers" a property of the plan

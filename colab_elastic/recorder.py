@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import ambient, randomness
+from . import ambient, randomness, readonly
 from .analysis import analyze_cell, reachable_names, replayable_code
 from .errors import RecordingWarning, describe
 from .fingerprint import Fingerprint, fingerprint, unknown
@@ -41,6 +41,7 @@ class _Pending:
     cell_id: str | None = None
     rng: randomness.State | None = None
     settings: ambient.Snapshot | None = None
+    light: frozenset[str] = frozenset()  # names the cell uses only through a read-only API
 
 
 class Recorder:
@@ -147,6 +148,8 @@ class Recorder:
             pending.unrepeatable = analysis.unrepeatable
             pending.loads = frozenset(candidates)
             pending.before = {n: self.fingerprint(n) for n in candidates if n in ids}
+            if not analysis.dynamic:
+                pending.light = self._light(raw_cell, seed, candidates)
             pending.modules = {n: sig for n in pending.before if (sig := self._module_signature(n)) is not None}
         except Exception as exc:  # noqa: BLE001
             pending.failure = f"analysis failed: {exc!r}"
@@ -156,6 +159,21 @@ class Recorder:
         self._since_cell.clear()  # what `before` fingerprinted is from before the cell
         # Restart the clock so our own work is not counted as the cell's runtime.
         pending.started = time.perf_counter()
+
+    def _light(self, raw_cell: str, seed: set[str], candidates: set[str]) -> frozenset[str]:
+        """Names the cell reads only through a library's read-only API (see `readonly`), and
+        through no other route (a notebook function the cell calls may read them too)."""
+        light = set()
+        for name, use in readonly.uses(self.transform(raw_cell)).items():
+            if name in candidates and name in seed and self._cache.get(name) is not None:
+                try:
+                    if readonly.is_light(self.namespace[name], use):
+                        light.add(name)
+                except Exception:  # noqa: BLE001 - a value that cannot say its type is not vouched for
+                    continue
+        if light:
+            light -= reachable_names(seed - light, self.namespace, self.is_notebook_defined)
+        return frozenset(light)
 
     def after(self, error: BaseException | None = None) -> CellExecution | None:
         ended = time.perf_counter()
@@ -185,8 +203,18 @@ class Recorder:
             # We do not know what the cell touched: everything it could see may have changed.
             modified = {n for n in now if n in pending.ids and n not in rebound}
         refreshed: set[str] = set()  # fingerprinted after the cell already: never hash twice
+        light = pending.light - rebound - deleted if not pending.failure else set()
+        if light:
+            # What the cell bound may be part of a light value (`coef = clf.coef_; coef *= 2`).
+            bound = [self.fingerprint(n, fresh=True).objects for n in created | rebound]
+            refreshed |= created | rebound
+            light = {n for n in light if pending.before[n].complete
+                     and not any(objects & pending.before[n].objects for objects in bound)}
         for name, before in pending.before.items():
             if name not in now or name in rebound:
+                continue
+            if name in light:
+                self._since_cell.add(name)  # unchanged by the library's contract: still current
                 continue
             after = self.fingerprint(name, fresh=True)
             refreshed.add(name)

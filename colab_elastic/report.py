@@ -129,7 +129,12 @@ def checkpoint_html(result: "CheckpointResult") -> str:
 
 # Restore ------------------------------------------------------------------------------------
 def restore_summary(report: "RestoreReport") -> str:
-    verdict = "all variables restored and verified" if report.ok else "restored with problems"
+    if not report.ok:
+        verdict = "restored with problems"
+    elif report.unverified:
+        verdict = f"all variables restored, verified but {len(report.unverified)} that cannot be compared"
+    else:
+        verdict = "all variables restored and verified"
     if report.skipped:
         verdict += f" (an older checkpoint: {len(report.skipped)} newer ones were missing or damaged)"
     return (f"restored {report.checkpoint} from {report.url}: {len(report.loaded)} loaded "
@@ -162,6 +167,9 @@ def restore_rows(report: "RestoreReport") -> list[tuple[str, str]]:
         rows.append(("NOT restored", f"{name}: {why}"))
     if report.differs:
         rows.append(("differs from the original (fingerprint)", _names(report.differs, 20)))
+    for why in sorted(set(report.unverified.values())):
+        names = sorted(n for n, w in report.unverified.items() if w == why)
+        rows.append(("restored, not compared", f"{_names(names, 20)} ({why})"))
     for name, how in report.aliasing.items():
         rows.append(("aliasing differs from the original", f"{name}: {how}"))
     return rows

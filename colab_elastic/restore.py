@@ -88,6 +88,7 @@ class RestoreReport:
     failures: list[CellFailure] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)  # name -> reason it is not back
     differs: list[str] = field(default_factory=list)  # recomputed but not equal to the original
+    unverified: dict[str, str] = field(default_factory=dict)  # back, but not comparable: why
     # name -> how its sharing changed: names that shared objects must share them again, others not
     aliasing: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # newer checkpoints passed over -> why
@@ -342,6 +343,10 @@ def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report:
             now[name] = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined)
             recorded = ckpt.fingerprints.get(name)
             if not recorded or not recorded["complete"] or not now[name].complete:
+                report.unverified[name] = "part of it is opaque to a fingerprint"
+                continue
+            if not recorded.get("comparable", True) or not now[name].comparable:
+                report.unverified[name] = "a matplotlib figure changes when drawn"
                 continue
             # `reloaded`: what the value looks like after a pickle round trip, when that is not
             # what it looked like before (a `__setstate__` that drops a cache): equal either way.

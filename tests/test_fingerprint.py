@@ -373,3 +373,9 @@ def test_a_notebook_class_covers_its_data_attributes_but_not_its_instances():
     # An instance does not reach its class's attributes: it is not grouped with the class.
     assert not instance.objects & after.objects
     assert fingerprint(ns["r"], is_notebook_defined=is_notebook_defined).content == instance.content
+
+
+def test_a_bare_object_sentinel_is_stateless_not_opaque():
+    # matplotlib keeps `object()` sentinels in every figure: taking them for opaque C state made
+    # every cell that read a figure count as changing it.
+    assert fingerprint({"unset": object()}).complete

@@ -1,0 +1,104 @@
+"""Values a cell uses only through a library's read-only API are not fingerprinted after it; every
+other use, including a change made through what escapes from them, is still seen."""
+
+from __future__ import annotations
+
+import pytest
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("sklearn")
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from colab_elastic import readonly  # noqa: E402
+from colab_elastic.history import HistoryGraph  # noqa: E402
+from colab_elastic.recorder import Recorder  # noqa: E402
+
+
+@pytest.mark.parametrize("code, methods, other", [
+    ("y = clf.predict(X)", {"predict"}, False),
+    ("print(clf.score(X, t))", {"score"}, False),
+    ("n = clf.n_features_in_", set(), False),
+    ("clf", set(), False),
+    ("f'{clf.classes_}'", set(), False),
+    ("clf.fit(X, t)", {"fit"}, False),  # a method the library does not vouch for: see is_light
+    ("clf.predict(X)[0] = 5", set(), True),  # chained on
+    ("clf.coef_[0] = 5", set(), True),
+    ("clf.coef_ *= 2", set(), True),
+    ("np.clip(clf.coef_, 0, 1, out=clf.coef_)", set(), True),
+    ("helper(clf)", set(), True),
+    ("clf = None", set(), True),
+    ("[c.set_title('x') for c in fig.get_axes()]", set(), True),
+    ("fig.get_axes()[0].set_title('x')", set(), True),
+    ("def f():\n    return clf.predict(X)", set(), True),
+])
+def test_uses_are_classified(code, methods, other):
+    name = "fig" if "fig" in code else "clf"
+    use = readonly.uses(code)[name]
+    assert (set(use.methods), use.other) == (methods, other)
+
+
+class Cells:
+    """A recorder over a plain namespace; `run` executes one cell between its two events."""
+
+    def __init__(self, **values):
+        self.ns = dict(values)
+        self.recorder = Recorder(self.ns, HistoryGraph())
+        self.walks = 0
+        original = self.recorder.fingerprint
+
+        def counting(name, *, fresh=False):
+            if fresh and name in ("clf", "fig"):
+                self.walks += 1
+            return original(name, fresh=fresh)
+
+        self.recorder.fingerprint = counting
+
+    def run(self, code: str) -> set[str]:
+        self.recorder.before(code)
+        exec(compile(code, "<cell>", "exec"), self.ns)
+        return {name for name, _ in self.recorder.after().writes}
+
+
+@pytest.fixture
+def cells():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    t = (X[:, 0] > 0).astype(int)
+    fig, axs = plt.subplots(1, 2)
+    axs[0].plot([1, 2, 3])
+    c = Cells(np=np, X=X, t=t, clf=LogisticRegression().fit(X, t), fig=fig)
+    yield c
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("code", ["y = clf.predict(X)", "s = clf.score(X, t)", "print(clf.n_features_in_)",
+                                  "w = fig.get_figwidth()", "fig.savefig(__import__('io').BytesIO())", "fig"])
+def test_a_read_only_use_costs_no_walk_and_records_no_change(cells, code):
+    cells.run("z = 0")  # a baseline fingerprint of everything
+    cells.walks = 0
+    writes = cells.run(code)
+    assert not writes & {"clf", "fig"}
+    assert cells.walks == 0
+
+
+@pytest.mark.parametrize("code, name", [
+    ("clf.fit(X[:100], t[:100])", "clf"),
+    ("coef = clf.coef_\ncoef *= 2", "clf"),
+    ("clf.coef_[0, 0] = 5.0", "clf"),
+    ("fig.get_axes()[0].set_title('changed')", "fig"),
+    ("[a.set_title('changed') for a in fig.get_axes()]", "fig"),
+    ("ax0 = fig.axes[0]\nax0.set_title('changed')", "fig"),
+    ("y = clf.predict(X)\nclf.intercept_[:] = 3.0", "clf"),
+])
+def test_any_other_use_still_sees_the_change(cells, code, name):
+    cells.run("z = 0")
+    assert name in cells.run(code)
+
+
+def test_a_value_a_called_notebook_function_also_reads_is_walked(cells):
+    cells.run("def refit():\n    clf.fit(X[:50], t[:50])")
+    assert "clf" in cells.run("y = clf.predict(X)\nrefit()")
