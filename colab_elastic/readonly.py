@@ -109,6 +109,30 @@ def _consumed(node: ast.AST, parent: ast.AST | None, parents: dict[ast.AST, ast.
     return False
 
 
+# pyplot calls that start, show or close figures without drawing on an existing one.
+_PYPLOT_NEW = frozenset({"show", "figure", "subplots", "subplot_mosaic", "close", "ion", "ioff", "isinteractive",
+                         "get_fignums", "switch_backend", "rc_context", "style"})
+# Modules whose functions draw on pyplot's current figure without naming it (`plt.title("x")`).
+_DRAWING_MODULES = frozenset({"matplotlib.pyplot", "seaborn", "pylab"})
+
+
+def draws_on_current_figure(namespace: dict[str, Any], uses_of: dict[str, Uses]) -> bool:
+    """Does the cell call pyplot or seaborn in a way that may change an existing figure?
+    Then every figure held by a variable may change without being named."""
+    for name, use in uses_of.items():
+        module = namespace.get(name)
+        if getattr(module, "__name__", None) in _DRAWING_MODULES and isinstance(module, type(sys)):
+            if module.__name__ != "matplotlib.pyplot" or use.other or not use.methods <= _PYPLOT_NEW:
+                return True
+    return False
+
+
+def is_artist(value: Any) -> bool:
+    """Is `value` a matplotlib figure, axes or other artist?"""
+    artist = sys.modules.get("matplotlib.artist")
+    return artist is not None and isinstance(value, artist.Artist)
+
+
 def is_light(value: Any, use: Uses) -> bool:
     """May a cell that uses `value` only as `use` says be trusted to leave it unchanged?"""
     if use.other:

@@ -144,12 +144,17 @@ class Recorder:
             if not analysis.parsed:
                 pending.failure = "the cell could not be parsed"
             seed = set(ids) if analysis.dynamic else analysis.loads | analysis.deletes
+            uses = readonly.uses(self.transform(raw_cell)) if not analysis.dynamic else {}
+            if uses and readonly.draws_on_current_figure(self.namespace, uses):
+                # `plt.title("x")` changes the current figure, held by a name the cell never says.
+                seed |= {n for n in ids if (n in self._cache and not self._cache[n][1].comparable)
+                         or (n not in self._cache and readonly.is_artist(self.namespace[n]))}
             candidates = reachable_names(seed, self.namespace, self.is_notebook_defined)
             pending.unrepeatable = analysis.unrepeatable
             pending.loads = frozenset(candidates)
             pending.before = {n: self.fingerprint(n) for n in candidates if n in ids}
-            if not analysis.dynamic:
-                pending.light = self._light(raw_cell, seed, candidates)
+            if uses:
+                pending.light = self._light(uses, seed, candidates)
             pending.modules = {n: sig for n in pending.before if (sig := self._module_signature(n)) is not None}
         except Exception as exc:  # noqa: BLE001
             pending.failure = f"analysis failed: {exc!r}"
@@ -160,11 +165,11 @@ class Recorder:
         # Restart the clock so our own work is not counted as the cell's runtime.
         pending.started = time.perf_counter()
 
-    def _light(self, raw_cell: str, seed: set[str], candidates: set[str]) -> frozenset[str]:
+    def _light(self, uses: dict[str, readonly.Uses], seed: set[str], candidates: set[str]) -> frozenset[str]:
         """Names the cell reads only through a library's read-only API (see `readonly`), and
         through no other route (a notebook function the cell calls may read them too)."""
         light = set()
-        for name, use in readonly.uses(self.transform(raw_cell)).items():
+        for name, use in uses.items():
             if name in candidates and name in seed and self._cache.get(name) is not None:
                 try:
                     if readonly.is_light(self.namespace[name], use):

@@ -102,3 +102,15 @@ def test_any_other_use_still_sees_the_change(cells, code, name):
 def test_a_value_a_called_notebook_function_also_reads_is_walked(cells):
     cells.run("def refit():\n    clf.fit(X[:50], t[:50])")
     assert "clf" in cells.run("y = clf.predict(X)\nrefit()")
+
+
+@pytest.mark.parametrize("code", ["plt.title('drawn through pyplot')", "plt.plot([3, 2, 1])",
+                                  "plt.gca().set_xlabel('x')"])
+def test_drawing_through_pyplot_changes_the_figures_it_does_not_name(code):
+    plt.close("all")
+    fig, ax = plt.subplots()
+    cells = Cells(plt=plt, fig=fig, ax=ax)
+    cells.run("n = len(ax.lines)")
+    assert {"fig", "ax"} <= cells.run(code)
+    assert not {"fig", "ax"} & cells.run("plt.show()\nplt.close('all')")
+    plt.close(fig)

@@ -293,6 +293,13 @@ SCENARIOS: list[Scenario] = [
        "mf_ax.set_title('t')"],
       ["[l.get_ydata().tolist() for l in mf_ax.lines]", "mf_fig.get_size_inches()", "mf_ax.get_title()",
        "mf_ax.figure is mf_fig"], batch="d"),
+    # pyplot draws on the current figure without naming it; the lock makes the figure's group
+    # recomputed, so the pyplot cell must be rerun for the title to come back.
+    s("pyplot_current_figure", "py_",
+      ["import threading\nimport matplotlib.pyplot as plt\npy_fig, py_ax = plt.subplots(figsize=(3, 2))\n"
+       "py_ax.plot([1, 2, 3])\npy_guard = [py_fig, threading.Lock()]",
+       "plt.title('drawn through pyplot')\nplt.xlabel('x')"],
+      ["py_ax.get_title()", "py_ax.get_xlabel()", "py_guard[0] is py_fig"], batch="d"),
     s("plotly_figure", "pl_",
       ["import plotly.graph_objects as go\npl_f = go.Figure(data=[go.Scatter(x=[1, 2], y=[3, 4])])", "pl_f.update_layout(title='t')"],
       ["__import__('json').dumps(pl_f.to_plotly_json(), sort_keys=True)", "pl_f.layout.title.text"]),
