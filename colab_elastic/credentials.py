@@ -76,7 +76,7 @@ _SERVICE_ACCOUNT = re.compile(r"""(?P<k>['"])private_key(?:_id)?(?P=k)\s*:\s*(?P
 _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:(?P<value>[^/\s@'\"]+)@")
 _MAGIC_LINE = re.compile(r"^[ \t]*[%!].*$", re.M)
 _ENV_MAGIC = re.compile(r"^[ \t]*%(?:env|set_env)[ \t]+(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:[ \t]*=[ \t]*|[ \t]+)(?P<value>\S.*?)[ \t]*$", re.M)
-_OPTION = re.compile(r"(?:^|\s)(?:-o[ \t]+|--?)(?P<name>[A-Za-z_][\w.-]*)(?:=|[ \t]+)(?P<value>[^\s'\"]+|'[^']*'|\"[^\"]*\")")
+_OPTION = re.compile(r"(?:^|\s)(?:-o[ \t]+|--?)(?P<name>[A-Za-z_][\w.-]*)(?:=|[ \t]+)(?P<value>\[scrubbed [^\]\n]*\]|[^\s'\"]+|'[^']*'|\"[^\"]*\")")
 
 
 def looks_like_secret_name(name: str) -> bool:
@@ -104,7 +104,8 @@ def find(text: str) -> list[Finding]:
     found: list[Finding] = []
     for kind, pattern in _TOKENS:
         found += [Finding(kind, m.start(), m.end()) for m in pattern.finditer(text)]
-    found += [Finding("service-account key", m.start("value"), m.end("value")) for m in _SERVICE_ACCOUNT.finditer(text)]
+    found += [Finding("service-account key", m.start("value"), m.end("value")) for m in _SERVICE_ACCOUNT.finditer(text)
+              if not is_plain_value(m.group("value"))]
     for pattern in _ASSIGNED:
         for m in pattern.finditer(text):
             if looks_like_secret_name(m.group("name")) and not is_plain_value(m.group("value")):
