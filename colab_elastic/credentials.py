@@ -73,7 +73,7 @@ _ASSIGNED = (
 )
 _SERVICE_ACCOUNT = re.compile(r"""(?P<k>['"])private_key(?:_id)?(?P=k)\s*:\s*(?P<q>['"])(?P<value>(?:(?!(?P=q))[^\\]|\\.)+)(?P=q)""")
 # In magics and shell lines: `-o token=abc`, `--password abc`, `%env NAME=value`, `%env NAME value`.
-_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:(?P<value>[^/\s@'\"]+)@")
+_URL_PASSWORD = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}://[^/\s:@'\"]+:(?P<value>[^/\s@'\"]+)@")
 _MAGIC_LINE = re.compile(r"^[ \t]*[%!].*$", re.M)
 _ENV_MAGIC = re.compile(r"^[ \t]*%(?:env|set_env)[ \t]+(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:[ \t]*=[ \t]*|[ \t]+)(?P<value>\S.*?)[ \t]*$", re.M)
 _OPTION = re.compile(r"(?:^|\s)(?:-o[ \t]+|--?)(?P<name>[A-Za-z_][\w.-]*)(?:=|[ \t]+)(?P<value>\[scrubbed [^\]\n]*\]|[^\s'\"]+|'[^']*'|\"[^\"]*\")")
