@@ -158,7 +158,9 @@ def _secret_string(text: str, name: str) -> str | None:
     kind = token_kind(text)
     if kind:
         return kind
-    if name and looks_like_secret_name(name) and not is_plain_value(text) and "\n" not in text.strip():
+    # A bare `token` holds a uuid or a word as often as a key: only its format can tell.
+    if (name and looks_like_secret_name(name) and name.lower() != "token" and not is_plain_value(text)
+            and "\n" not in text.strip()):
         return f"{name} value"
     return None
 

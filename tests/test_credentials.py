@@ -60,6 +60,7 @@ def test_a_value_that_is_itself_a_secret():
     assert credentials.secret_value({"llm": {"api_key": "k-1"}}, "config") == "api_key value"
     assert credentials.secret_value(["a", OPENAI]) == "OpenAI key"
     assert credentials.secret_value("bert", "tokenizer") is None
+    assert credentials.secret_value("5f0c2b8e9d0a4c1b", "token") is None  # a bare `token`: a uuid as often as a key
     assert credentials.secret_value(list(range(100_000)) + [GITHUB]) is None  # looked at up to a budget
 
 
