@@ -7,8 +7,8 @@ run and need `--trust`. A checkpoint is yours when
 - its manifest carries a valid signature made with your key: an HMAC-SHA256 over the
   manifest's canonical bytes, with a random key that never leaves your machine
   (`~/.config/colab_elastic/key`, mode 0600, or the file `COLAB_ELASTIC_KEY_FILE` names) or,
-  on Colab with Drive mounted, your Drive (beside the default checkpoint location, so the
-  next runtime of the same user finds it). Copying a signed manifest elsewhere keeps it
+  on Colab with Drive mounted, your Drive (`My Drive/.colab_elastic_key`, beside the folder
+  of checkpoints, so the next runtime of the same user finds it). Copying a signed manifest elsewhere keeps it
   yours; changing anything in it (a cell, a digest) breaks the signature; or
 - it is at a location only you can change: a local folder owned by you and writable by
   nobody else (checked with `os.stat`, nothing written); your Drive; a bucket where you hold
@@ -42,7 +42,9 @@ log = logging.getLogger("colab_elastic.trust")
 
 KEY_FILE_ENV = "COLAB_ELASTIC_KEY_FILE"
 _KEY_BYTES = 32
-_DRIVE_KEY = ".signing-key"  # beside the session folders, which can never start with a dot
+# In My Drive itself, beside the `colab_elastic` folder of checkpoints, not in it: sharing that
+# folder with a collaborator must not share the key.
+_DRIVE_KEY = ".colab_elastic_key"
 
 _keys: dict[str, bytes] = {}  # key file -> key, read or made once per process
 _lock = threading.Lock()
@@ -59,7 +61,7 @@ def drive_key_file() -> str | None:
     Drive is mounted, or the key file is set explicitly)."""
     if os.environ.get(KEY_FILE_ENV) or not colab.drive_mounted():
         return None
-    return os.path.join(colab.drive_root(), "colab_elastic", _DRIVE_KEY)
+    return os.path.join(colab.drive_root(), _DRIVE_KEY)
 
 
 def key_id(key: bytes) -> str:

@@ -59,7 +59,7 @@ def test_on_a_mounted_drive_the_key_follows_the_user_to_a_new_runtime(keys, tmp_
     before_mount = trust._key_at(trust.local_key_file(), create=True, local=True)
     manifest = {"checkpoint": "c1"}
     trust.sign(manifest)
-    assert (drive / "colab_elastic" / ".signing-key").exists()
+    assert (drive / ".colab_elastic_key").exists()
     assert manifest["signature"]["key"] == trust.key_id(before_mount)  # the Drive got this runtime's key
     monkeypatch.setattr(trust, "_keys", {})
     monkeypatch.setenv("HOME", str(tmp_path / "runtime2"))  # a new runtime: its disk is new, the Drive is not
