@@ -98,8 +98,9 @@ def _read_key(path: str, *, check_owner: bool) -> bytes | None:
     return key
 
 
-def _write_key(path: str, key: bytes) -> bytes:
-    """Create the key file (0600), unless one appeared meanwhile: then that one is the key."""
+def _write_key(path: str, key: bytes, *, check_owner: bool) -> bytes:
+    """Create the key file (0600), unless one appeared meanwhile: then that one is the key
+    (if it is fit to be: else `key` serves this process only)."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -120,7 +121,7 @@ def _write_key(path: str, key: bytes) -> bytes:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    found = _read_key(path, check_owner=False)
+    found = _read_key(path, check_owner=check_owner)
     return found if found is not None else key
 
 
@@ -131,7 +132,7 @@ def _key_at(path: str, *, create: bool, local: bool, seed: bytes | None = None) 
         key = _read_key(path, check_owner=local)
         if key is None and create:
             try:
-                key = _write_key(path, seed or secrets.token_bytes(_KEY_BYTES))
+                key = _write_key(path, seed or secrets.token_bytes(_KEY_BYTES), check_owner=local)
             except OSError as exc:  # a read-only home: the key lasts for this process only
                 log.warning("cannot keep a signing key in %s (%s): checkpoints signed now are recognised "
                             "as yours only in this process", path, exc.strerror or exc)

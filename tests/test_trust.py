@@ -50,6 +50,19 @@ def test_the_key_is_made_once_private_and_signatures_cover_every_field(keys, tmp
     assert not trust.verify(manifest), "a signature made with another user's key counts as yours"
 
 
+@pytest.mark.skipif(os.getuid() != 0, reason="planting a file of another user needs root")
+def test_a_key_file_someone_else_planted_is_never_used(keys, tmp_path, caplog):
+    planted = tmp_path / "keys" / "alice"
+    planted.parent.mkdir()
+    planted.write_text("00" * 32 + "\n")
+    os.chown(planted, 65534, 65534)
+    keys("alice")
+    manifest = {"checkpoint": "c1"}
+    trust.sign(manifest)
+    assert manifest["signature"]["key"] != trust.key_id(bytes(32))
+    assert "belongs to another user" in caplog.text
+
+
 def test_on_a_mounted_drive_the_key_follows_the_user_to_a_new_runtime(keys, tmp_path, monkeypatch):
     drive = tmp_path / "drive" / "MyDrive"
     drive.mkdir(parents=True)
