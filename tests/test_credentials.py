@@ -78,3 +78,26 @@ def test_environment_values_that_look_secret_are_withheld_and_named_on_apply(mon
     import os
 
     assert os.environ["MODE"] == "fast" and "OPENAI_API_KEY" not in os.environ
+
+
+def test_share_lists_secrets_in_an_old_manifest_without_showing_them():
+    """A checkpoint written before scrubbing (or by another tool) still carries its keys: say where."""
+    import base64
+    import pickle
+
+    from colab_elastic.sharing import secrets_found, secrets_text
+
+    settings = base64.b64encode(pickle.dumps({"os.environ": pickle.dumps({"set": {"K": GITHUB}})})).decode()
+    manifest = {
+        "graph": {"executions": [{"index": 1, "code": f"key = '{OPENAI}'"},
+                                 {"index": 2, "code": "t = '[scrubbed GitHub token]'", "ambient": settings}]},
+        "groups": [{"fingerprints": {"t": {"content": "withheld", "complete": False}}}],
+        "files": {"log": {"cells": {"3": {"installs": ["!pip install git+https://u:pass1234@host/x"]}}}},
+    }
+    found = secrets_found(manifest)
+    assert found == ["cell 1: OpenAI key, IN THE STORED CODE", "cell 2: GitHub token (left out of the stored code)",
+                     "cell 2: a session setting (an environment variable?) holds a GitHub token, IN THE CHECKPOINT",
+                     "variable t: looks like a credential (not stored)",
+                     "cell 3: password in a URL in an install line, IN THE CHECKPOINT"]
+    text = secrets_text(found)
+    assert OPENAI not in text and GITHUB not in text and "revoke" in text
