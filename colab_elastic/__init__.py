@@ -38,8 +38,9 @@ def checkpoint(url: str | None = None, **storage_options: Any) -> CheckpointResu
 
 def restore(url: str | None = None, *, trust: bool = False, strict: bool = False,
             **storage_options: Any) -> RestoreReport:
-    """Restore the newest checkpoint at `url` into the running session. A checkpoint written by
-    someone else at a place you cannot write to runs their code: pass `trust=True` to accept it.
+    """Restore the newest checkpoint at `url` into the running session. A checkpoint neither
+    signed with your key nor at a place only you can write runs someone else's code: pass
+    `trust=True` to accept it (see README, Security).
     `strict=True` raises RestoreVerificationError (its `report` is the restore) when anything
     is not back as it was."""
     from .extension import current

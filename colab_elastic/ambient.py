@@ -30,6 +30,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from . import credentials
 from .errors import describe
 
 log = logging.getLogger("colab_elastic.ambient")
@@ -64,6 +65,8 @@ def _read_cwd() -> str | None:
 
 
 def _write_environ(change: dict[str, Any]) -> None:
+    # "withheld": names whose values looked like credentials and were not recorded (see
+    # `withhold_credentials`); `Ambient.apply` names them.
     os.environ.update(change["set"])
     for key in change["unset"]:
         os.environ.pop(key, None)
@@ -247,14 +250,33 @@ class Ambient:
             if setting.name not in parts:
                 continue
             try:
-                setting.write(pickle.loads(parts[setting.name]))
+                change = pickle.loads(parts[setting.name])
+                setting.write(change)
             except Exception as exc:  # noqa: BLE001 - named in the restore report instead
                 failures[setting.name] = describe(exc)
                 log.info("could not apply %s: %r", setting.name, exc)
+                continue
+            for key in (change.get("withheld") or []) if isinstance(change, dict) else []:
+                failures[f"{setting.name}[{key!r}]"] = credentials.WITHHELD
         unknown = sorted(set(parts) - set(self._by_name))
         for name in unknown:
             failures[name] = "not a setting this session knows how to apply"
         return failures
+
+
+def withhold_credentials(effect: Effect) -> Effect:
+    """`effect` without the values of environment variables that look like credentials (by
+    name, `OPENAI_API_KEY`, or by value, `ghp_...`): their names go under "withheld", so a
+    restore can say which to set again, and no checkpoint carries the secret."""
+    change = effect.get("os.environ")
+    if not isinstance(change, dict) or not change.get("set"):
+        return effect
+    secret = sorted(k for k, v in change["set"].items() if isinstance(v, str) and (
+        credentials.token_kind(v) or (credentials.looks_like_secret_name(k) and not credentials.is_plain_value(v))))
+    if not secret:
+        return effect
+    kept = {k: v for k, v in change["set"].items() if k not in secret}
+    return {**effect, "os.environ": {"set": kept, "unset": change["unset"], "withheld": secret}}
 
 
 def encode(effect: Effect) -> tuple[str | None, dict[str, str]]:

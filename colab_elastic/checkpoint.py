@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol
 
 import xxhash
 
-from . import freshness, sharing
+from . import credentials, freshness, sharing
 from ._version import __version__
 from .analysis import analyze_cell
 from .errors import StorageError, UnpicklableWarning, describe
@@ -71,6 +71,8 @@ class _Group:
     key: str | None  # content-derived blob key, None when the content is not fully known
     fingerprints: dict[str, Fingerprint]
     reloaded: dict[str, str] = field(default_factory=dict)  # see `_reloaded`
+    # Names whose value looks like a credential: never stored, not even their fingerprint.
+    withheld: frozenset[str] = frozenset()
 
 
 def _groups(recorder: Recorder, unpicklable: dict[str, tuple[str, str]], fresh: bool = True) -> list[_Group]:
@@ -111,7 +113,10 @@ def _attribute_stores(code: str) -> frozenset[str]:
 
 def _group(recorder: Recorder, members: frozenset[str], fps: dict[str, Fingerprint],
            unpicklable: dict[str, tuple[str, str]]) -> _Group:
-    reasons = [f"{n}: {fps[n].unpicklable}" for n in sorted(members) if fps[n].unpicklable]
+    # A value that is itself a secret never goes to storage: a restore names it instead.
+    withheld = frozenset(n for n in members if credentials.secret_value(recorder.namespace[n], n))
+    reasons = [f"{n}: {credentials.WITHHELD}" for n in sorted(withheld)]
+    reasons += [f"{n}: {fps[n].unpicklable}" for n in sorted(members) if fps[n].unpicklable]
     # Remembered failures count only while the value is the one that failed.
     reasons += [f"{n}: {unpicklable[n][1]}" for n in sorted(members)
                 if n in unpicklable and unpicklable[n][0] == fps[n].content]
@@ -138,7 +143,7 @@ def _group(recorder: Recorder, members: frozenset[str], fps: dict[str, Fingerpri
         storable=not reasons,
         reason=reasons[0] if reasons else "",
     )
-    return _Group(info, key, {n: fps[n] for n in members})
+    return _Group(info, key, {n: fps[n] for n in members}, withheld=withheld)
 
 
 Fill = Callable[[Any], None]
@@ -277,7 +282,9 @@ def _serialize(indices: list[int], groups: list[_Group], recorder: Recorder, sin
     return bool(failures)
 
 
-def _recorded(fp: Fingerprint, reloaded: str | None) -> dict[str, Any]:
+def _recorded(fp: Fingerprint, reloaded: str | None, withheld: bool = False) -> dict[str, Any]:
+    if withheld:  # a hash of a short secret can be guessed back: keep none
+        return {"content": "withheld", "complete": False}
     entry: dict[str, Any] = {"content": fp.content, "complete": fp.complete}
     if not fp.comparable:
         entry["comparable"] = False
@@ -296,7 +303,8 @@ def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dic
         group = groups[index]
         entry: dict[str, Any] = {
             "decision": decision.to_json(),
-            "fingerprints": {n: _recorded(fp, group.reloaded.get(n)) for n, fp in group.fingerprints.items()},
+            "fingerprints": {n: _recorded(fp, group.reloaded.get(n), n in group.withheld)
+                             for n, fp in group.fingerprints.items()},
         }
         if decision.action == "store" and not dry_run:
             info = blobs[index]

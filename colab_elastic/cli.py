@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             from .sharing import export as export_zip
 
-            size = export_zip(args.url, args.file)
+            size = export_zip(args.url, args.file, notify=lambda text: print(f"colab-elastic: {text}", file=sys.stderr))
             print(f"wrote {args.file} ({size / 1e6:.1f} MB of stored values); restore it with "
                   f"%elastic restore {args.file} --trust")
             return 0

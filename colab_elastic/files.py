@@ -46,6 +46,7 @@ from typing import Any, Callable
 
 import xxhash
 
+from . import credentials
 from .errors import StorageError, describe
 from .history import HistoryGraph
 
@@ -90,8 +91,9 @@ class CellFiles:
 
 
 def install_lines(code: str) -> tuple[str, ...]:
-    """The lines of a cell that install packages, as written."""
-    return tuple(line.strip() for line in code.splitlines() if _INSTALL.match(line))
+    """The lines of a cell that install packages, as written; never one holding a credential
+    (`pip install git+https://user:TOKEN@...`): it would travel with the checkpoint."""
+    return tuple(line.strip() for line in code.splitlines() if _INSTALL.match(line) and not credentials.find(line))
 
 
 def _ignored_prefixes() -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import ambient, randomness, readonly
+from . import ambient, credentials, randomness, readonly
 from .analysis import analyze_cell, reachable_names, replayable_code
 from .errors import RecordingWarning, describe
 from .fingerprint import Fingerprint, fingerprint, unknown
@@ -191,7 +191,7 @@ class Recorder:
             warnings.warn(f"colab_elastic could not record this cell: {exc!r}", RecordingWarning, stacklevel=2)
             names = set(self.names())
             return self.graph.record(
-                replayable_code(pending.raw_cell), ended - pending.started,
+                credentials.scrub(replayable_code(pending.raw_cell))[0], ended - pending.started,
                 reads=(), writes=names, deletes=set(pending.ids) - names,
                 error=type(error).__name__ if error else None, rerunnable=False, note=f"recording failed: {exc!r}",
             )
@@ -255,7 +255,13 @@ class Recorder:
         for name in (created | rebound | modified) - refreshed:
             self.fingerprint(name, fresh=True)
 
+        # A credential typed into the cell never reaches a checkpoint; without it the cell
+        # cannot be rerun, so its results are stored (a value that is itself a secret is not).
+        code, scrubbed = credentials.scrub(replayable_code(pending.raw_cell))
         note = pending.failure or _unrepeatable(pending, error)
+        if scrubbed and not note:
+            note = (f"it holds a credential ({', '.join(sorted(set(scrubbed)))}), left out of the stored code: "
+                    "its results are stored, not rerun")
         rng = None
         after = randomness.capture()
         if pending.rng is not None and randomness.changed(pending.rng, after):
@@ -263,7 +269,7 @@ class Recorder:
         self._note_random_state(after)
         settings = self._settings_changed(pending)
         execution = self.graph.record(
-            replayable_code(pending.raw_cell),
+            code,
             runtime,
             reads=(pending.loads & set(pending.ids)) | modified | deleted,
             writes=created | rebound | modified,
@@ -285,7 +291,7 @@ class Recorder:
         effect = self.settings.diff(pending.settings, self.settings.capture())
         if not effect:
             return None
-        encoded, dropped = ambient.encode(effect)
+        encoded, dropped = ambient.encode(ambient.withhold_credentials(effect))
         for name, why in dropped.items():
             warnings.warn(f"colab_elastic cannot record this cell's change to {name} ({why}); "
                           "a restore that does not rerun the cell will not have it", RecordingWarning, stacklevel=2)

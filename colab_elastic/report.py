@@ -7,6 +7,7 @@ Each report has a plain-text form (terminals, logs, `__repr__`) and a compact HT
 from __future__ import annotations
 
 import html
+import unicodedata
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 if TYPE_CHECKING:
@@ -207,25 +208,109 @@ def status_html(status: dict[str, Any]) -> str:
 
 
 # Foreign checkpoints ------------------------------------------------------------------------
+# Characters that move the cursor or reorder text: a `\r` in a cell's code can hide the line
+# before it, a bidi override can show code in another order than it runs.
+_HIDING = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    if ch in "\r\n\t":
+        return {"\r": "\\r", "\n": "\\n", "\t": "\\t"}[ch]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def visible(text: Any, *, lines: bool = True) -> str:
+    """`text` with every control character, bidi override and line separator shown escaped
+    (`\\r`, `\\x1b`, `\\u202e`); `lines` keeps newlines and tabs as they are."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    kept = "\n\t" if lines else ""
+    return "".join(ch if ch in kept or unicodedata.category(ch) not in _HIDING else _escaped(ch) for ch in text)
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _indices(value: Any) -> list[int]:
+    return sorted({v for v in value if type(v) is int}) if isinstance(value, list) else []
+
+
+def _code_lines(index: int, code: Any) -> list[str]:
+    """A cell's whole code, each line escaped and indented under its number."""
+    shown = visible(code if isinstance(code, str) else repr(code)).rstrip("\n").split("\n") or [""]
+    return [f"  [{index}] {shown[0]}"] + [f"      {line}" for line in shown[1:]]
+
+
+def could_run(manifest: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """The cells a restore of `manifest` runs as planned, and those a new plan could add.
+
+    A stored value that is missing, damaged or fails to load makes the restore plan again:
+    any cell the history marks rerunnable may then run. (Conservative: not every one would.)"""
+    planned = _indices((manifest.get("plan") or {}).get("reruns") if isinstance(manifest.get("plan"), dict) else None)
+    executions = _dicts((manifest.get("graph") or {}).get("executions") if isinstance(manifest.get("graph"), dict) else None)
+    rerunnable = {e["index"] for e in executions if type(e.get("index")) is int and e.get("rerunnable", True)}
+    return planned, sorted(rerunnable - set(planned))
+
+
 def foreign_text(manifest: dict[str, Any]) -> str:
-    """What restoring someone else's checkpoint would run: its author, its cells, its values."""
-    author = (manifest.get("author") or {}).get("name", "unknown")
-    env = manifest.get("environment", {})
-    plan = manifest.get("plan", {})
-    cells = {e["index"]: e["code"] for e in manifest.get("graph", {}).get("executions", [])}
-    lines = [f"checkpoint {manifest.get('checkpoint')} by {author}, {manifest.get('created', '?')}, "
-             f"Python {env.get('python', '?')}"]
-    loaded = [n for g in plan.get("groups", []) if g["action"] == "store" for n in g["names"]]
-    lines.append(f"it loads (unpickles) {len(loaded)} values: {_names(loaded, 12)}")
-    reruns = plan.get("reruns", [])
-    lines.append(f"and reruns {len(reruns)} cells:" if reruns else "and reruns no cells")
-    for index in reruns:
-        code = cells.get(index, "").strip().splitlines() or [""]
-        more = f"   … (+{len(code) - 4} lines)" if len(code) > 4 else ""
-        lines.append(f"  [{index}] " + "\n      ".join(code[:4]) + more)
-    settings = plan.get("settings", [])
+    """What restoring a checkpoint that is not yours would do: who says they wrote it, every
+    value it unpickles, every file it writes, and every cell it could run (whole, escaped)."""
+    author = manifest.get("author") if isinstance(manifest.get("author"), dict) else {}
+    env = manifest.get("environment") if isinstance(manifest.get("environment"), dict) else {}
+    plan = manifest.get("plan") if isinstance(manifest.get("plan"), dict) else {}
+    graph = manifest.get("graph") if isinstance(manifest.get("graph"), dict) else {}
+    executions = _dicts(graph.get("executions"))
+    cells = {e["index"]: e.get("code", "") for e in executions if type(e.get("index")) is int}
+    signature = manifest.get("signature")
+    signed = (f"signed with key {visible(signature.get('key'), lines=False)}, not yours"
+              if isinstance(signature, dict) else "not signed")
+    lines = [visible(f"checkpoint {manifest.get('checkpoint')} by {author.get('name', 'unknown')} "
+                     f"(author id {author.get('id', '?')}, as the checkpoint itself says), "
+                     f"created {manifest.get('created', '?')}, Python {env.get('python', '?')}; {signed}", lines=False)]
+
+    groups = _dicts(plan.get("groups"))
+    loaded = [(g, e["blob"]) for g, e in zip(groups, _dicts(manifest.get("groups"))) if isinstance(e.get("blob"), dict)]
+    total = sum(b.get("size") for _, b in loaded if type(b.get("size")) is int)
+    lines.append(f"it loads (unpickles) {len(loaded)} stored values ({human_bytes(total)})" + (":" if loaded else ""))
+    for group, blob in loaded:
+        names = group.get("names") if isinstance(group.get("names"), list) else []
+        size = blob.get("size")
+        lines.append(visible(f"  {', '.join(map(str, names)) or '?'}  "
+                             f"({human_bytes(size) if type(size) is int else '?'})", lines=False))
+    settings = sorted({e["index"] for e in executions if type(e.get("index")) is int and e.get("ambient")}
+                      | set(_indices(plan.get("settings"))))
+    drawn = sorted(e["index"] for e in executions if type(e.get("index")) is int and e.get("rng"))
     if settings:  # environment variables, sys.path, the working folder, extensions it loads
-        lines.append("and applies the recorded session settings of cells " + ", ".join(map(str, settings)))
+        lines.append("it unpickles and applies the recorded session settings of cells " + ", ".join(map(str, settings)))
+    if drawn or graph.get("rng"):
+        lines.append("it unpickles the recorded random-number states" +
+                     (f" of cells {', '.join(map(str, drawn))}" if drawn else "") + " (and sets the last one)")
+    record = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    files = _dicts(record.get("entries"))
+    if files:
+        lines.append(f"before any cell runs, it writes {len(files)} files:")
+        lines += [visible(f"  {f.get('rel') or f.get('path')}", lines=False) for f in files]
+    log = record.get("log") if isinstance(record.get("log"), dict) else {}
+    installs = [line for c in (log.get("cells") or {}).values() if isinstance(c, dict)
+                for line in (c.get("installs") or []) if isinstance(line, str)] if isinstance(log.get("cells"), dict) else []
+    if installs:
+        lines.append("with --install, it first runs:")
+        lines += [visible(f"  {line}", lines=False) for line in installs]
+
+    planned, replanned = could_run(manifest)
+    lines.append(f"it runs {len(planned)} cells:" if planned else "it runs no cells as planned")
+    for index in planned:
+        lines += _code_lines(index, cells.get(index, ""))
+    if replanned:
+        lines.append(f"if a stored value is missing or fails to load, a new plan may also run any of these "
+                     f"{len(replanned)} cells:")
+        for index in replanned:
+            lines += _code_lines(index, cells.get(index, ""))
     return "\n".join(lines)
 
 

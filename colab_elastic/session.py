@@ -26,6 +26,7 @@ from .progress import progress_bar
 from .recorder import Recorder
 from .restore import RestoreReport, Runner, restore
 from .store import BlobInfo, Store
+from .trust import judge, sign
 
 log = logging.getLogger("colab_elastic.session")
 
@@ -212,6 +213,7 @@ class Session:
             manifest["parent"] = _PARENTS.get(store.url)
             manifest["notebook"] = colab.notebook_record()
             replaces = _HEADS.get(store.url)
+        sign(manifest)  # last: the signature covers every field (see trust)
         moved = store.commit(manifest, replaces=replaces, force=force)
         with self._lineage_lock:
             _PARENTS[store.url] = manifest["checkpoint"]
@@ -360,7 +362,7 @@ class Session:
         """Bring back the newest intact checkpoint at `url` (or checkpoint `at`); recording
         goes on from its history, and this kernel's checkpoints continue its lineage.
 
-        Someone else's checkpoint (see `sharing`) runs their code: without `trust` it is
+        A checkpoint not yours (see `trust`) runs someone else's code: without `trust` it is
         refused with UntrustedCheckpointError, whose `summary` says what it would run.
         `strict`: once the session is restored, any difference from the original raises
         RestoreVerificationError (carrying the report). `install`: replay the recorded
@@ -370,13 +372,14 @@ class Session:
         store = self.store(target, storage_options, opener=sharing.open_for_restore)
         pointer = store.pointer()
         manifest, skipped = lineage.choose(store, at)
-        if not trust and sharing.is_foreign(store, manifest, own_location=url is None or url == self.url()):
-            from .report import foreign_text
+        verdict = None if trust else judge(store, manifest)
+        if verdict is not None and not verdict.yours:
+            from .report import foreign_text, visible
 
-            written_by = (manifest.get("author") or {}).get("name", "someone else")
             raise UntrustedCheckpointError(
-                f"{target} holds a checkpoint written by {written_by}; restoring it runs that author's code "
-                "(shown above): add --trust (or trust=True) if you trust it", foreign_text(manifest))
+                visible(f"{target} holds a checkpoint that is not yours ({verdict.why}); restoring it runs its "
+                        "author's code (shown above): add --trust (or trust=True) if you trust it", lines=False),
+                foreign_text(manifest))
         self.autosave.cancel_queued()
         self.autosave.wait()
         self.busy = True
@@ -437,7 +440,7 @@ class Session:
     def export(self, path: str, url: str | None = None, storage_options: dict[str, Any] | None = None) -> int:
         """Write the newest checkpoint at `url` (default: this session's) into one zip file."""
         self.autosave.wait()
-        return sharing.export(self.url(url), path, storage_options)
+        return sharing.export(self.url(url), path, storage_options, notify=self.notify)
 
     def status(self) -> Status:
         url = self.url()

@@ -1,23 +1,15 @@
-"""Sharing checkpoints: who wrote one, whether to trust it, one-file exports, and what to send.
+"""Sharing checkpoints: who wrote one, one-file exports, what to send, and what looks secret.
 
-Restoring a checkpoint reruns its cells and unpickles its values: it runs its author's code.
-Resuming your own session must never ask; restoring someone else's must show what it will
-run and need `--trust`. We tell the two apart like this:
-
-- a checkpoint whose recorded author id is yours is your own (the id lives in
-  `~/.config/colab_elastic/author`, or `COLAB_ELASTIC_AUTHOR`);
-- the session's own default location is yours (that is where `%elastic restore` with no
-  URL looks, and where your auto-checkpoints go);
-- otherwise, a location you can write to is yours: your Drive, your bucket, a local folder.
-  Whoever can write there can already change what you run, so asking adds no safety;
-- anything else is foreign: an `https://` URL, an exported file, a bucket you can only read.
-
-On a fresh Colab runtime the author file is gone, but your checkpoints live where you can
-write (Drive, your bucket), so resuming still never asks.
+Whether a checkpoint is yours (and a restore may go ahead without asking) is `trust`'s to
+say; the author recorded here is shown to people, never believed. Before a checkpoint leaves
+the machine (`share`, `export`), what in its history looks like a credential is listed
+(`secrets_found`): cell number and kind, never the secret.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import getpass
 import json
 import logging
@@ -27,10 +19,11 @@ import uuid
 import shutil
 import tempfile
 import zipfile
-from typing import Any
+from typing import Any, Callable
 
 import fsspec
 
+from . import credentials
 from .errors import StorageError
 from .store import LATEST, Store
 
@@ -61,7 +54,8 @@ def author_id() -> str:
 
 
 def author() -> dict[str, str]:
-    """Who writes checkpoints from this process (recorded in every manifest)."""
+    """Who writes checkpoints from this process (recorded in every manifest, for display only:
+    anyone can copy it; see `trust` for what makes a checkpoint yours)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -69,22 +63,45 @@ def author() -> dict[str, str]:
     return {"id": author_id(), "name": f"{user}@{socket.gethostname()}"}
 
 
-def is_foreign(store: Store, manifest: dict[str, Any], *, own_location: bool = False) -> bool:
-    """Was this checkpoint written by someone else, at a place we cannot write to?
+def secrets_found(manifest: dict[str, Any]) -> list[str]:
+    """What in a checkpoint looks like a credential, one line each: where (cell number,
+    variable) and what kind, never the secret. Nothing is unpickled to find out."""
+    found = []
+    graph = manifest.get("graph") if isinstance(manifest.get("graph"), dict) else {}
+    for execution in graph.get("executions") or []:
+        if not isinstance(execution, dict):
+            continue
+        index, code = execution.get("index"), execution.get("code")
+        if isinstance(code, str):
+            found += [f"cell {index}: {kind} (left out of the stored code)" for kind in credentials.scrubbed_kinds(code)]
+            found += [f"cell {index}: {f.kind}, IN THE STORED CODE" for f in credentials.find(code)]
+        if isinstance(execution.get("ambient"), str):
+            try:  # pickled settings: the strings in them are readable without unpickling
+                raw = base64.b64decode(execution["ambient"]).decode("latin-1")
+            except (binascii.Error, ValueError):
+                raw = ""
+            kind = credentials.token_kind(raw)
+            if kind:
+                found.append(f"cell {index}: a session setting (an environment variable?) holds a {kind}, IN THE CHECKPOINT")
+    for entry in manifest.get("groups") or []:
+        for name, fp in ((entry.get("fingerprints") or {}) if isinstance(entry, dict) else {}).items():
+            if isinstance(fp, dict) and fp.get("content") == "withheld":
+                found.append(f"variable {name}: {credentials.WITHHELD.split(':')[0]} (not stored)")
+    log_cells = (((manifest.get("files") or {}).get("log") or {}).get("cells") or {})
+    for index, cell in (log_cells.items() if isinstance(log_cells, dict) else []):
+        for line in (cell.get("installs") or []) if isinstance(cell, dict) else []:
+            found += [f"cell {index}: {f.kind} in an install line, IN THE CHECKPOINT" for f in credentials.find(str(line))]
+    return found
 
-    `own_location`: the session's own default location (where its auto-checkpoints go) is
-    ours by definition. A local folder is judged by its permissions; a remote one by a
-    probe object created and deleted next to the checkpoint (nothing of it is touched).
-    """
-    if own_location or (manifest.get("author") or {}).get("id") == author_id():
-        return False
-    if store.local:
-        return not os.access(store.root, os.W_OK)
-    try:
-        store.check_writable()
-    except StorageError:
-        return True
-    return False
+
+def secrets_text(found: list[str]) -> str:
+    """The warning `share` and `export` give before a checkpoint leaves the machine."""
+    shipped = any("IN THE" in line for line in found)
+    lines = ["this checkpoint's history holds what looks like credentials (not shown here):"]
+    lines += [f"  {line}" for line in found]
+    lines.append("whoever gets this checkpoint can read those marked IN THE...: revoke them, or do not share it"
+                 if shipped else "their values are not in the checkpoint: whoever restores it sets them again")
+    return "\n".join(lines)
 
 
 def zip_url(url: str) -> str:
@@ -118,12 +135,17 @@ def open_for_restore(url: str, storage_options: dict[str, Any] | None = None) ->
         return Store(f"zip::{local}")
 
 
-def export(url: str, path: str, storage_options: dict[str, Any] | None = None) -> int:
+def export(url: str, path: str, storage_options: dict[str, Any] | None = None,
+           notify: Callable[[str], None] = log.warning) -> int:
     """Write the newest checkpoint at `url` into one zip file at `path` (blob by blob, so
-    memory stays at one blob). Returns the bytes of the blobs written."""
+    memory stays at one blob). Returns the bytes of the blobs written. What looks like a
+    credential in its history is said (`notify`) before anything is written."""
     store = Store(url, storage_options)
     pointer, name, body = store.latest_files()
     manifest = json.loads(body)
+    found = secrets_found(manifest)
+    if found:
+        notify(secrets_text(found))
     total = 0
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -148,10 +170,10 @@ def export(url: str, path: str, storage_options: dict[str, Any] | None = None) -
 
 def share_text(store: Store) -> str:
     """What to send a collaborator for the checkpoint at `store`, and what they run."""
-    store.latest()  # refuse to share a location with no complete checkpoint
+    found = secrets_found(store.latest())  # and refuse to share a location with no complete checkpoint
     protocols = store.fs.protocol if isinstance(store.fs.protocol, tuple) else (store.fs.protocol,)
     url = store.url
-    lines = []
+    lines = [secrets_text(found), ""] if found else []
     if store.local:
         lines.append(f"{url} is a folder on this machine; others cannot reach it. Either export it to one file:")
         lines.append(f"    !colab-elastic export {url} checkpoint.zip")

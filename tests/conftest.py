@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Before anything imports google-auth or gcsfs: no metadata-server probes, no gRPC waits.
 os.environ.setdefault("NO_GCE_CHECK", "true")
@@ -12,6 +15,10 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 # A gs:// access that forgot its loopback endpoint must fail here, not reach Google.
 os.environ.setdefault("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
 os.environ.setdefault("COLAB_ELASTIC_PROGRESS", "text")
+# Signing keys (see colab_elastic.trust) of this test run, never the user's own; kernels inherit it.
+_KEYS = tempfile.mkdtemp(prefix="elastic-keys-")
+atexit.register(shutil.rmtree, _KEYS, ignore_errors=True)
+os.environ.setdefault("COLAB_ELASTIC_KEY_FILE", os.path.join(_KEYS, "key"))
 
 import pytest  # noqa: E402
 

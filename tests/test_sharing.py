@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
 
 from colab_elastic.cli import main as cli
-from tests.kernels import SNAPSHOT, Kernel, compare, run_cells
+from tests.kernels import SNAPSHOT, Kernel, compare, restore_in_new_kernel, run_cells
 
 pytestmark = pytest.mark.kernel
 
@@ -24,7 +27,8 @@ def _author(tmp_path: Path, url: str, options: str = "", env: dict[str, str] | N
     """The author's runtime: run the notebook, checkpoint to `url`, snapshot, die."""
     folder = tmp_path / "author"
     folder.mkdir()
-    kernel = Kernel(cwd=str(folder), env={"COLAB_ELASTIC_AUTHOR": "ada", **(env or {})})
+    kernel = Kernel(cwd=str(folder), env={"COLAB_ELASTIC_AUTHOR": "ada",
+                                          "COLAB_ELASTIC_KEY_FILE": str(tmp_path / "ada.key"), **(env or {})})
     try:
         kernel.run("%load_ext colab_elastic").raise_for_error()
         run_cells(kernel, NOTEBOOK)
@@ -43,7 +47,8 @@ def _collaborator(tmp_path: Path, url: str, snapshot: Path, options: str = "", f
     """Another person's runtime: a foreign checkpoint is refused, shown, then trusted."""
     folder = tmp_path / "collaborator"
     folder.mkdir()
-    kernel = Kernel(cwd=str(folder), env={"COLAB_ELASTIC_AUTHOR": "grace"})
+    kernel = Kernel(cwd=str(folder), env={"COLAB_ELASTIC_AUTHOR": "grace",
+                                          "COLAB_ELASTIC_KEY_FILE": str(tmp_path / "grace.key")})
     try:
         _restore_as_collaborator(kernel, url, snapshot, options, foreign)
     except BaseException:
@@ -58,7 +63,8 @@ def _restore_as_collaborator(kernel: Kernel, url: str, snapshot: Path, options: 
         refused = kernel.run(f"%elastic restore {url} {options}")
         assert refused.error is not None, "a foreign checkpoint was restored without --trust"
         assert "--trust" in refused.error[1] and "\n" not in refused.error[1].strip()
-        assert "reruns" in refused.stdout and "loads (unpickles)" in refused.stdout and "score" in refused.stdout
+        assert "it runs" in refused.stdout and "loads (unpickles)" in refused.stdout and "score" in refused.stdout
+        assert "author id ada" in refused.stdout and "not yours" in refused.error[1]
         assert kernel.run("print('weights' in globals())").stdout.strip() == "False"
         kernel.run(f"%elastic restore {url} {options} --trust").raise_for_error()
     else:
@@ -85,11 +91,12 @@ def test_collaborator_restores_over_http_and_never_writes_to_it(tmp_path, http_s
 
 
 @pytest.mark.gcs
-def test_a_teammate_who_can_write_to_the_bucket_restores_without_being_asked(tmp_path, gcs_url):
-    # Whoever can write to a location can already change what it runs: asking adds nothing.
+def test_a_teammates_checkpoint_in_a_bucket_is_asked_about_unless_the_bucket_says_you_may_write(tmp_path, gcs_url):
+    # Real GCS answers testIamPermissions for the caller; fake-gcs-server cannot (no IAM), and
+    # a bucket that does not say is not assumed yours (see test_trust for the no-write check).
     options = " ".join(f"-o {k}={v}" for k, v in gcs_url.storage_options.items())
     snapshot = _author(tmp_path, gcs_url.url, options)
-    kernel = _collaborator(tmp_path, gcs_url.url, snapshot, options, foreign=False)
+    kernel = _collaborator(tmp_path, gcs_url.url, snapshot, options, foreign=True)
     kernel.close()
 
 
@@ -129,15 +136,18 @@ def test_share_says_what_to_send(tmp_path, gcs_url):
         kernel.close()
 
 
-def test_the_sessions_own_default_location_never_asks(shell, tmp_path, http_server, monkeypatch):
-    """Even read-only and written under another author id: restoring with no URL resumes
-    your own session (on a new Colab runtime the author file is gone)."""
+def test_your_own_checkpoint_never_asks_wherever_it_is(shell, tmp_path, http_server, monkeypatch):
+    """Even read-only and written under another author id: a checkpoint signed with your key
+    is yours (on a new Colab runtime the author file is gone; the key is on Drive)."""
     base_url, served = http_server
     monkeypatch.setenv("COLAB_ELASTIC_AUTHOR", "me-on-the-old-runtime")
     shell.run_line_magic("load_ext", "colab_elastic")
     shell.run_cell("kept = {'a': 1}", store_history=True)
     shell.run_line_magic("elastic", f"checkpoint {served / 'mine'}")
+    own_key = os.environ["COLAB_ELASTIC_KEY_FILE"]
+    monkeypatch.setenv("COLAB_ELASTIC_KEY_FILE", str(tmp_path / "someone-else.key"))
     shell.run_line_magic("elastic", f"checkpoint {served / 'theirs'}")
+    monkeypatch.setenv("COLAB_ELASTIC_KEY_FILE", own_key)
     shell.run_line_magic("unload_ext", "colab_elastic")
     shell.reset(new_session=False)
     monkeypatch.setenv("COLAB_ELASTIC_AUTHOR", "me-on-a-new-runtime")
@@ -145,6 +155,70 @@ def test_the_sessions_own_default_location_never_asks(shell, tmp_path, http_serv
     shell.run_line_magic("load_ext", "colab_elastic")
     shell.run_line_magic("elastic", "restore")
     assert shell.user_ns["kept"] == {"a": 1}
-    # Any other read-only URL, under another author id, is someone else's: it asks.
+    # A checkpoint signed with another key, on a web server, is someone else's: it asks.
     with pytest.raises(UsageError, match="--trust"):
         shell.run_line_magic("elastic", f"restore {base_url}/theirs")
+
+
+OPENAI = "sk-proj-" + "Zy9Xw8Vu7T" * 3
+GITHUB = "ghp_" + "A1b2C3d4E5" * 4
+HF = "hf_" + "QwErTyUiOp" * 4
+SECRETS = (OPENAI, GITHUB, HF)
+
+
+def _stored_bytes(folder: Path) -> bytes:
+    """Every byte of a checkpoint folder or export, with the base64 settings records decoded."""
+    files = [p.read_bytes() for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    if folder.suffix == ".zip":
+        with zipfile.ZipFile(folder) as z:
+            files = [z.read(name) for name in z.namelist()]
+    decoded = []
+    for data in files:
+        try:
+            manifest = json.loads(data)
+        except ValueError:
+            continue
+        for execution in (manifest.get("graph") or {}).get("executions", []) if isinstance(manifest, dict) else []:
+            decoded += [base64.b64decode(execution[k]) for k in ("ambient", "rng") if execution.get(k)]
+    return b"".join(files + decoded)
+
+
+def test_credentials_never_reach_a_checkpoint_and_are_named(tmp_path, capsys):
+    """Keys typed into cells are scrubbed from the stored code, a variable holding one and the
+    environment variables set to them are not stored; share and export say so first, and
+    the restore names what to set again."""
+    ckpt = tmp_path / "ckpt"
+    kernel = Kernel(cwd=str(tmp_path))
+    try:
+        kernel.run("%load_ext colab_elastic").raise_for_error()
+        run_cells(kernel, [
+            f'import os\nos.environ["OPENAI_API_KEY"] = "{OPENAI}"\ntoken = "{GITHUB}"\nsize = len(token)',
+            f"%env HF_TOKEN={HF}",
+            "numbers = [1, 2, 3]",
+        ])
+        kernel.run(f"%elastic checkpoint {ckpt}").raise_for_error()
+        shared = kernel.run(f"%elastic share {ckpt}")
+        exported = kernel.run(f"%elastic export {tmp_path / 'out.zip'} --source {ckpt}")
+    finally:
+        kernel.kill()
+    for said in (shared, exported):
+        said.raise_for_error()
+        assert "cell 1: OpenAI key" in said.stdout and "cell 1: GitHub token" in said.stdout, said.stdout
+        assert "cell 2: Hugging Face token" in said.stdout and "variable token" in said.stdout
+        assert not any(secret in said.stdout for secret in SECRETS)
+    for stored in (ckpt, tmp_path / "out.zip"):
+        data = _stored_bytes(stored)
+        assert b"numbers" in data and not any(secret.encode() in data for secret in SECRETS), stored
+    assert cli(["export", str(ckpt), str(tmp_path / "cli.zip")]) == 0
+    assert "cell 1: GitHub token" in capsys.readouterr().err
+
+    kernel, restored = restore_in_new_kernel(tmp_path, f"%elastic restore {ckpt}")
+    try:
+        text = restored.text
+        assert "token: token: looks like a credential: set it again" in text, text
+        assert "os.environ['OPENAI_API_KEY'] (cell 1): looks like a credential: set it again" in text
+        assert "os.environ['HF_TOKEN'] (cell 2): looks like a credential: set it again" in text
+        out = kernel.run("print(numbers, size, 'token' in globals(), os.environ.get('OPENAI_API_KEY'))")
+        assert out.stdout.strip() == "[1, 2, 3] 44 False None"
+    finally:
+        kernel.close()
