@@ -125,6 +125,9 @@ class Settings:
     url: str | None = None  # None: `default_url(session)` at the time of use
     write_bandwidth: float = field(default_factory=lambda: float(_env("WRITE_MBPS", "100")) * 1e6)
     read_bandwidth: float = field(default_factory=lambda: float(_env("READ_MBPS", "200")) * 1e6)
+    # What a second of checkpointing weighs against a second of restore (the paper's alpha):
+    # checkpoints are incremental and mostly in the background; a restore is waited for.
+    checkpoint_weight: float = field(default_factory=lambda: float(_env("CHECKPOINT_WEIGHT", "0.25")))
     # fsspec options for the default location, e.g. {"token": "..."}; JSON in the environment
     storage_options: dict = field(default_factory=lambda: json.loads(_env("STORAGE_OPTIONS", "{}")))
     # The key of the notebook's file id (None: unknown); see `existing_folder`.

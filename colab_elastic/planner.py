@@ -28,7 +28,6 @@ from .history import HistoryGraph, VersionRef
 
 SOURCE = "SOURCE"
 SINK = "SINK"
-RERUN_OVERHEAD = 1e-3  # seconds a rerun costs beyond its runtime (run_cell, capture)
 # Capacities are whole microseconds: networkx's max-flow is exact on integers only. On float
 # seconds beside a huge stand-in for infinity it rounds, and can return a cut through an
 # infinite edge (a group recomputed while its writers are not rerun, a rerun cell without the
@@ -55,11 +54,21 @@ class GroupInfo:
 
 @dataclass(frozen=True)
 class Bandwidth:
-    """Measured (or assumed) speed of a destination, in bytes per second, plus per-blob latency."""
+    """What a plan's costs are made of: the measured (or assumed) speed of a destination in
+    bytes per second and its per-blob latency; what rerunning one cell costs beyond its own
+    runtime in this runtime (`rerun_overhead`, measured by restores); and what a second of
+    checkpointing weighs against a second of restore (`checkpoint_weight`, the paper's alpha).
+
+    The plan minimises restore seconds + checkpoint_weight x checkpoint seconds: with a weight
+    below 1, a value is stored when its upload, mostly in the background, costs up to
+    1/weight times what the restore saves by loading instead of rerunning.
+    """
 
     write: float = 100e6
     read: float = 200e6
     latency: float = 0.005
+    rerun_overhead: float = 1e-3
+    checkpoint_weight: float = 1.0
 
     def store_seconds(self, size: int, already_stored: bool = False) -> float:
         return 0.0 if already_stored else self.latency + size / self.write
@@ -252,7 +261,7 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
         edges.append((nodes.setdefault(u, len(nodes)), nodes.setdefault(v, len(nodes)), capacity))
 
     for cell in problem.cells.values():
-        cost = _ticks(cell.runtime + RERUN_OVERHEAD) if cell.rerunnable else INFINITE
+        cost = _ticks(cell.runtime + bandwidth.rerun_overhead) if cell.rerunnable else INFINITE
         edge(("cell", cell.index), SINK, cost)
         for ref in cell.reads:
             # Conservatively assume the read is not free; free reads are handled per group
@@ -279,7 +288,8 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
     for i, group in enumerate(problem.groups):
         if i in lost:
             continue
-        cost = bandwidth.store_seconds(group.size, group.already_stored) + bandwidth.load_seconds(group.size)
+        cost = (bandwidth.checkpoint_weight * bandwidth.store_seconds(group.size, group.already_stored)
+                + bandwidth.load_seconds(group.size))
         capacity = _ticks(cost) if group.storable else INFINITE
         writers = problem.writers(i)
         if len(writers) == 1:
@@ -315,7 +325,9 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
     for i, group in enumerate(problem.groups):
         names = tuple(sorted(group.names))
         store_s = bandwidth.store_seconds(group.size, group.already_stored)
-        move_s = store_s + bandwidth.load_seconds(group.size)
+        move_s = bandwidth.checkpoint_weight * store_s + bandwidth.load_seconds(group.size)
+        move = ("store+load" if bandwidth.checkpoint_weight == 1
+                else f"load + {bandwidth.checkpoint_weight:g} x store")
         if i in lost:
             decisions.append(GroupDecision(names, group.size, "lost", lost[i], problem.load_after[i]))
             continue
@@ -336,13 +348,13 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
             elif group.already_stored:
                 why = f"already stored by an earlier checkpoint; rerunning would take {rerun_s:.3g} s"
             else:
-                why = f"store+load {move_s:.3g} s < rerun {rerun_s:.3g} s"
+                why = f"{move} {move_s:.3g} s < rerun {rerun_s:.3g} s"
             decisions.append(GroupDecision(names, group.size, "store", why, problem.load_after[i], cells, store_s, group.already_stored))
         else:
             if not group.storable:
                 why = group.reason
             elif rerun_s <= move_s:
-                why = f"rerun {rerun_s:.3g} s < store+load {move_s:.3g} s"
+                why = f"rerun {rerun_s:.3g} s < {move} {move_s:.3g} s"
             else:
                 why = f"its cells ({', '.join(map(str, cells))}) are rerun anyway for other variables"
             decisions.append(GroupDecision(names, group.size, "recompute", why, problem.load_after[i], cells))
@@ -353,7 +365,8 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
         groups=tuple(decisions),
         reruns=tuple(reruns),
         checkpoint_seconds=sum(d.store_seconds for d in stored_decisions),
-        restore_seconds=sum(bandwidth.load_seconds(d.size) for d in stored_decisions) + sum(runtimes[c] for c in reruns),
+        restore_seconds=(sum(bandwidth.load_seconds(d.size) for d in stored_decisions)
+                         + sum(runtimes[c] + bandwidth.rerun_overhead for c in reruns)),
         recompute_all_seconds=sum(c.runtime for c in problem.cells.values() if c.rerunnable),
         cell_runtimes=runtimes,
         cell_lines={c.index: _first_line(c.code) for c in problem.cells.values() if c.index},

@@ -99,6 +99,8 @@ class RestoreReport:
     bytes_read: int = 0
     read_seconds: float = 0.0
     rerun_seconds: float = 0.0
+    # What a rerun took beyond its cell's recorded runtime (median; None: nothing was rerun).
+    rerun_overhead: float | None = None
     seconds: float = 0.0
 
     @property
@@ -294,13 +296,16 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
     report.reruns = sorted(reruns)
     report.settings = sorted(settings)
     bar = progress(len(reruns) + sum(len(v) for v in loads.values()), "restore", "step")
+    beyond: list[float] = []
     try:
         rerun_started = time.perf_counter()
         for step in steps:
             if step in reruns:
                 cell = cells[step]
                 bar.set_postfix_str(f"cell {step}")
+                cell_started = time.perf_counter()
                 outcome = runner.run(cell.code, cell.rng)
+                beyond.append(max(0.0, time.perf_counter() - cell_started - cell.runtime))
                 if not outcome.ok and outcome.error != cell.error:
                     report.failures.append(CellFailure(step, cell.code, outcome.error or "error", outcome.traceback))
                     log.info("rerun of cell %d failed: %s", step, outcome.error)
@@ -320,6 +325,8 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                 runner.namespace.update(values)
                 bar.update(1)
         report.rerun_seconds = time.perf_counter() - rerun_started
+        if beyond:
+            report.rerun_overhead = min(0.1, sorted(beyond)[len(beyond) // 2])
     finally:
         bar.close()
     report.loaded = sorted(n for d in current.groups if d.action == "store" for n in d.names)

@@ -122,6 +122,7 @@ class Session:
         self.busy = False  # True while we checkpoint or restore: our own cell runs are not recorded
         self.unpicklable: dict[str, tuple[str, str]] = {}  # name -> (content that failed, why)
         self._bandwidth: dict[str, Bandwidth] = {}
+        self._rerun_overhead = Bandwidth().rerun_overhead  # until a restore measures it here
         self._known_blobs: dict[str, dict[str, BlobInfo]] = {}
         self._stores: dict[tuple[str, str], Store] = {}
         self._writable: set[str] = set()
@@ -239,7 +240,9 @@ class Session:
         return url or self.settings.resolved_url()
 
     def bandwidth(self, url: str) -> Bandwidth:
-        return self._bandwidth.get(url) or Bandwidth(self.settings.write_bandwidth, self.settings.read_bandwidth)
+        measured = self._bandwidth.get(url) or Bandwidth(self.settings.write_bandwidth, self.settings.read_bandwidth)
+        return replace(measured, rerun_overhead=self._rerun_overhead,
+                                   checkpoint_weight=self.settings.checkpoint_weight)
 
     def store(self, url: str, storage_options: dict[str, Any] | None = None,
               opener: Callable[[str, dict[str, Any] | None], Store] = Store) -> Store:
@@ -255,21 +258,29 @@ class Session:
                 self.files.ignore(local)  # our checkpoints are not the notebook's files
         return self._stores[key]
 
-    def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None) -> None:
-        """Learn the destination's speed from real transfers (no probe files)."""
+    def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None,
+                rerun_overhead: float | None = None) -> None:
+        """Learn the destination's speed from real transfers (no probe files), and what a rerun
+        costs beyond its cell's runtime from a restore's reruns."""
         current = self.bandwidth(url)
         write, read_bw, latency = current.write, current.read, current.latency
         if blobs:
             big = [b for b in blobs if b.size >= _MIN_MEASURED_BYTES]
             small = [b for b in blobs if b.size < _MIN_MEASURED_BYTES]
             if big:
-                measured = sum(b.size for b in big) / max(1e-6, sum(b.seconds for b in big))
+                # Parallel uploads overlap: the bytes moved over the time from the first start
+                # to the last end, not over the sum of their durations.
+                timed = [b for b in big if b.started]
+                span = (max(b.started + b.seconds for b in timed) - min(b.started for b in timed)) if timed else 0.0
+                measured = sum(b.size for b in big) / max(1e-6, span or sum(b.seconds for b in big))
                 write = measured if url not in self._bandwidth else 0.5 * write + 0.5 * measured
             if small:
                 latency = sorted(b.seconds for b in small)[len(small) // 2]
         if read and read[0] >= _MIN_MEASURED_BYTES and read[1] > 0:
             read_bw = read[0] / read[1]
         self._bandwidth[url] = Bandwidth(write, read_bw, latency)
+        if rerun_overhead is not None:
+            self._rerun_overhead = rerun_overhead
 
     def ensure_writable(self, store: Store) -> None:
         """Refuse a location we cannot write to, once, up front, in one line."""
@@ -403,7 +414,7 @@ class Session:
         self.files.load((manifest.get("files") or {}).get("log") or {})
         self.recorder.reset_cache()
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
-        self.measure(target, read=(report.bytes_read, report.read_seconds))
+        self.measure(target, read=(report.bytes_read, report.read_seconds), rerun_overhead=report.rerun_overhead)
         self._known_blobs[target] = _manifest_blobs(manifest, damaged=report.fallbacks)
         if strict and not report.ok:
             raise RestoreVerificationError(f"strict restore: {report.problem_summary()}", report)

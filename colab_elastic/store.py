@@ -69,6 +69,7 @@ class BlobInfo:
     digest: str
     size: int
     seconds: float
+    started: float = 0.0  # time.perf_counter() when the write began (0: not written here)
 
 
 def _default_workers() -> int:
@@ -255,7 +256,7 @@ class Store:
         """
         start = time.perf_counter()
         digest, size = self._stream(self.path("blobs", key), fill, f"blob {key}", progress)
-        return BlobInfo(key, digest, size, time.perf_counter() - start)
+        return BlobInfo(key, digest, size, time.perf_counter() - start, start)
 
     def write_blobs(self, blobs: Mapping[str, Fill] | Iterable[tuple[str, Fill]], *,
                     progress: Progress | None = None) -> tuple[dict[str, BlobInfo], dict[str, Exception]]:

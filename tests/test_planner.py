@@ -285,7 +285,8 @@ def test_plan_estimates_add_up():
     assert result.checkpoint_seconds == pytest.approx(sum(g.store_seconds for g in stored))
     assert result.checkpoint_seconds == pytest.approx(sum(bandwidth.store_seconds(g.size) for g in stored))
     assert result.restore_seconds == pytest.approx(
-        sum(bandwidth.load_seconds(g.size) for g in stored) + sum(result.cell_runtimes[c] for c in result.reruns)
+        sum(bandwidth.load_seconds(g.size) for g in stored)
+        + sum(result.cell_runtimes[c] + bandwidth.rerun_overhead for c in result.reruns)
     )
     assert set(result.reruns) <= set(result.cell_runtimes) and set(result.cell_lines) == {1, 2, 3, 4}
     assert result.recompute_all_seconds == pytest.approx(40.0 + 0.5 + 0.2 + 0.01)
