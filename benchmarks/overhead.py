@@ -1,7 +1,8 @@
 """Benchmark 1: what recording costs per cell, with auto-checkpoints off.
 
 Two fresh processes, each driving an in-process IPython shell that holds the same namespace
-(untouched arrays of a few GB, one big array the cells read, a small array): one without the
+(untouched arrays of a few GB, one big array the cells read, a small array, a fitted 200-tree
+random forest, a 3x3 grid of histograms): one without the
 extension, one after `%load_ext colab_elastic`. Each runs the same cells, interleaved, and
 the added latency is the difference of their per-cell wall-clock statistics. Peak memory is
 the rise of VmHWM above the RSS measured after the namespace was built.
@@ -26,7 +27,23 @@ CELLS: list[tuple[str, str]] = [
     ("modify small in place", "small += 1.0"),
     ("rebind small", "small = small * 0.5"),
     ("read big array", "big_sum = float(big.sum())"),
+    ("read a fitted 200-tree forest", "pred = forest.predict(Xs[:5])"),
+    ("read a 3x3 figure", "width = fig.get_figwidth()"),
+    ("change a 3x3 figure", "axs[0, 0].set_title('first')"),
 ]
+# Built before the timed cells, in both processes: what the forest and figure cells read.
+_MODELS = """\
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from sklearn.ensemble import RandomForestClassifier
+rs = np.random.default_rng(0)
+Xs = rs.standard_normal((2000, 10))
+forest = RandomForestClassifier(n_estimators=200, max_depth=8, random_state=0, n_jobs=1).fit(Xs, Xs[:, 0] > 0)
+fig, axs = plt.subplots(3, 3)
+for axis in axs.flat:
+    axis.hist(rs.standard_normal(1000), bins=30)
+"""
 
 
 def worker(config: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +54,7 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     allocate_untouched(shell, config["untouched_mb"], config["untouched_arrays"])
     run(shell, f"big = np.full({config['big_read_mb'] * MB // 8}, 0.5)")
     run(shell, "small = np.zeros(10_000)")
+    run(shell, _MODELS)
     if config["loaded"]:
         run(shell, "%load_ext colab_elastic")
     for kind, code in CELLS:  # warm-up: imports, first fingerprints, caches

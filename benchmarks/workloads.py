@@ -106,5 +106,76 @@ def simulation(scale: float) -> Workload:
     )
 
 
+def sales_eda(scale: float) -> Workload:
+    """A Colab-typical pandas EDA: dates parsed from strings, a category, merges, groupbys, a
+    groupby-apply, a row-wise apply, a pivot and a figure (the shape users reported +213% on)."""
+    rows = int(3_000_000 * scale)
+    sample = max(1000, int(150_000 * scale))
+    return Workload(
+        "sales-eda",
+        f"{rows:,} sales rows: string dates parsed, category, 2 merges, groupbys, apply, pivot, figure",
+        [
+            "import numpy as np\nimport pandas as pd\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+            "rng = np.random.default_rng(3)",
+            "stores = pd.DataFrame({'store': np.arange(50), 'region': [f'region_{i % 7}' for i in range(50)],\n"
+            "                       'size_m2': rng.integers(200, 5000, 50)})\n"
+            "products = pd.DataFrame({'product': np.arange(400), 'family': [f'family_{i % 12}' for i in range(400)],\n"
+            "                         'price': rng.gamma(3.0, 4.0, 400).round(2)})",
+            f"days = pd.date_range('2024-01-01', periods=730).strftime('%Y-%m-%d').to_numpy()\n"
+            f"sales = pd.DataFrame({{'date': days[rng.integers(0, 730, {rows})],\n"
+            f"                      'store': rng.integers(0, 50, {rows}), 'product': rng.integers(0, 400, {rows}),\n"
+            f"                      'units': rng.poisson(3.0, {rows}),\n"
+            f"                      'channel': rng.choice(['web', 'shop', 'phone'], {rows})}})",
+            "sales['date'] = pd.to_datetime(sales['date'], format='%Y-%m-%d')",
+            "sales['channel'] = sales['channel'].astype('category')",
+            "sales = sales.merge(stores, on='store').merge(products, on='product')",
+            "sales['revenue'] = sales['units'] * sales['price']\nsales['month'] = sales['date'].dt.to_period('M')",
+            "sales.describe()",
+            "by_region = sales.groupby('region')['revenue'].agg(['sum', 'mean', 'count'])",
+            "by_family = sales.groupby(['family', 'channel'], observed=True)['units'].sum().unstack()",
+            "monthly = sales.groupby('month')['revenue'].sum()",
+            "top_products = sales.groupby('store').apply(lambda g: g.nlargest(3, 'revenue')['product'].tolist(),\n"
+            "                                            include_groups=False)",
+            f"sample = sales.sample({sample}, random_state=0)\n"
+            "sample['score'] = sample.apply(lambda r: r['revenue'] / (1 + r['size_m2'] / 1000), axis=1)",
+            "pivot = sales.pivot_table(index='region', columns='channel', values='revenue', aggfunc='sum', observed=True)",
+            "weekday = sales['date'].dt.day_name()\nby_weekday = sales.groupby(weekday)['units'].mean()",
+            "fig, axes = plt.subplots(1, 2, figsize=(10, 4))\nmonthly.plot(ax=axes[0])\npivot.plot.bar(ax=axes[1])",
+            "axes[0].set_title('revenue per month')",
+            "summary = {'rows': len(sales), 'revenue': float(sales['revenue'].sum()), 'regions': len(by_region)}",
+        ],
+        "[summary['rows'], round(summary['revenue'], 2), round(float(pivot.to_numpy().sum()), 2), "
+        "round(float(sample['score'].sum()), 4), len(top_products), axes[0].get_title(), "
+        "[round(float(x), 6) for x in by_weekday.to_numpy()]]",
+    )
+
+
+def sklearn_notebook(scale: float) -> Workload:
+    """A Colab-typical scikit-learn notebook: split, scale, a 200-tree forest, a small grid search,
+    metrics and a confusion-matrix figure."""
+    rows = max(2000, int(60_000 * scale))
+    return Workload(
+        "sklearn",
+        f"{rows:,} x 20 classification: scaler, 200-tree forest, 6-fit grid search, metrics, figure",
+        [
+            "import numpy as np\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+            "from sklearn.datasets import make_classification\nfrom sklearn.model_selection import train_test_split, GridSearchCV\n"
+            "from sklearn.preprocessing import StandardScaler\nfrom sklearn.ensemble import RandomForestClassifier\n"
+            "from sklearn.linear_model import LogisticRegression\nfrom sklearn.metrics import accuracy_score, confusion_matrix",
+            f"X, y = make_classification(n_samples={rows}, n_features=20, n_informative=8, random_state=0)",
+            "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)",
+            "scaler = StandardScaler().fit(X_train)\nX_train_s, X_test_s = scaler.transform(X_train), scaler.transform(X_test)",
+            "forest = RandomForestClassifier(n_estimators=200, max_depth=12, random_state=0, n_jobs=1).fit(X_train_s, y_train)",
+            "forest_acc = accuracy_score(y_test, forest.predict(X_test_s))",
+            "grid = GridSearchCV(LogisticRegression(max_iter=500), {'C': [0.1, 1.0, 10.0]}, cv=2).fit(X_train_s, y_train)",
+            "grid_acc = grid.score(X_test_s, y_test)",
+            "importances = forest.feature_importances_",
+            "cm = confusion_matrix(y_test, forest.predict(X_test_s))\nfig, ax = plt.subplots()\nax.imshow(cm)\nax.set_title('confusion')",
+        ],
+        "[round(float(forest_acc), 6), round(float(grid_acc), 6), grid.best_params_['C'], cm.tolist(), "
+        "[round(float(v), 8) for v in importances]]",
+    )
+
+
 def all_workloads(scale: float) -> list[Workload]:
-    return [training(scale), features(scale), simulation(scale)]
+    return [training(scale), features(scale), simulation(scale), sales_eda(scale), sklearn_notebook(scale)]

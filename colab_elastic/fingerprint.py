@@ -127,6 +127,9 @@ class _Walk(ArrayHashing):
         self.hasher = xxhash.xxh3_128()
         self.seen: dict[int, int] = {}
         self.keepalive: list[Any] = []  # ids stay unique only while the objects live
+        # Objects met only through what a `__reduce__` built: real parts, or things it made for
+        # the occasion (a fitted tree's node table as fresh arrays). See `shared_objects`.
+        self.made: list[Any] = []
         self.objects: set[int] = set()
         self.size = 0
         self.complete = True
@@ -157,6 +160,18 @@ class _Walk(ArrayHashing):
             if children:
                 # Reverse so children are visited in order (stable hashes).
                 stack.extend(reversed(children))
+
+    def shared_objects(self) -> frozenset[int]:
+        """The ids of `objects`, less those of objects the walk alone kept alive: freed now,
+        their ids would come back as unrelated values and look like shared objects. Ends the walk."""
+        refs = []
+        while self.made:  # popped, so that no loop variable keeps the last one alive
+            try:
+                refs.append((id(self.made[-1]), weakref.ref(self.made.pop())))
+            except TypeError:  # no weak references: kept, as if shared (conservative)
+                continue
+        self.keepalive.clear()
+        return frozenset(self.objects - {key for key, ref in refs if ref() is None})
 
     def opaque(self, obj: Any, exc: Exception) -> None:
         """`obj` raised when we looked at it: its state is unknown (any reader may have changed
@@ -199,6 +214,8 @@ class _Walk(ArrayHashing):
         # are reused once freed). Anything else met through them is a real, shared object.
         if (real or not isinstance(obj, _BUILTIN_CONTAINERS)) and not isinstance(obj, _IMMUTABLE_CONTAINERS):
             self.objects.add(key)
+            if not real:
+                self.made.append(obj)
 
         if self.ndarray is not None and isinstance(obj, self.ndarray):
             return self.visit_ndarray(obj)
@@ -463,7 +480,7 @@ def fingerprint(
         walk.unpicklable = walk.unpicklable or f"could not be fingerprinted ({describe(exc)})"
     return Fingerprint(
         content=walk.hasher.hexdigest(),
-        objects=frozenset(walk.objects),
+        objects=walk.shared_objects(),
         size=walk.size,
         complete=walk.complete,
         unpicklable=walk.unpicklable,

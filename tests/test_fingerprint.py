@@ -379,3 +379,15 @@ def test_a_bare_object_sentinel_is_stateless_not_opaque():
     # matplotlib keeps `object()` sentinels in every figure: taking them for opaque C state made
     # every cell that read a figure count as changing it.
     assert fingerprint({"unset": object()}).complete
+
+
+def test_arrays_a_reduce_makes_for_the_occasion_alias_nothing_later():
+    # A fitted tree pickles its node table as fresh views of its own memory; their ids, freed
+    # after the walk, came back as the next arrays made and looked like shared objects.
+    np = pytest.importorskip("numpy")
+    tree = pytest.importorskip("sklearn.tree")
+    X = np.random.default_rng(0).standard_normal((200, 4))
+    model = tree.DecisionTreeClassifier(random_state=0).fit(X, X[:, 0] > 0)
+    before = fingerprint(model)
+    fresh = [np.zeros(3) for _ in range(200)]  # take freed addresses
+    assert not any(before.objects & fingerprint(a).objects for a in fresh)
