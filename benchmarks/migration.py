@@ -182,7 +182,40 @@ def report(scale: Scale, results: list[dict[str, Any]]) -> str:
     lines = [f"   {r['workload']}: {r['description']}; notebook runs in {r['notebook_s']:.2f} s "
              f"({r['notebook_ext_s']:.2f} s with the extension recording, "
              f"{100 * (r['notebook_ext_s'] / r['notebook_s'] - 1):+.1f}%)" for r in results]
-    return text + "\n" + "\n".join(lines)
+    return text + "\n" + "\n".join(lines) + "\n\n" + targets(results)
+
+
+def _method(result: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((m for m in result["methods"] if m["method"] == name), None)
+
+
+def targets(results: list[dict[str, Any]]) -> str:
+    """Each workload against the targets of issue 10, as ratios to baselines of the same run."""
+    rows, overheads, restores = [], [], []
+    for r in results:
+        ours, rerun = _method(r, "colab_elastic"), _method(r, "rerun all cells")
+        overhead = 100 * (r["notebook_ext_s"] / r["notebook_s"] - 1)
+        restore = 100 * ours["restore_s"] / rerun["restore_s"] if ours and rerun and rerun["restore_s"] else None
+        overheads.append(overhead)
+        if restore is not None:
+            restores.append(restore)
+        total = (ours["checkpoint_s"] or 0) + (ours["restore_s"] or 0) if ours else None
+        beats = []
+        for name in ("dill.dump_session", "pickle everything (p5)"):
+            other = _method(r, name)
+            if other and other["same"] and other["restore_s"] is not None:
+                theirs = (other["checkpoint_s"] or 0) + other["restore_s"]
+                beats.append(f"{'yes' if total is not None and total < theirs else 'NO'} ({theirs:.2f} s)")
+            else:
+                beats.append("n/a (did not restore equal)")
+        rows.append([r["workload"], f"{overhead:+.1f}%", "-" if restore is None else f"{restore:.1f}%",
+                     "-" if total is None else f"{total:.2f}", *beats])
+    rows.append(["median", f"{sorted(overheads)[len(overheads) // 2]:+.1f}%" if overheads else "-",
+                 f"{sorted(restores)[len(restores) // 2]:.1f}%" if restores else "-", "", "", ""])
+    return table("   targets: recording <= +5% on pandas and <= +2% median; restore <= 10% of rerunning all "
+                 "(<= 5% median); checkpoint + restore faster than dill and pickle-all where they restore equal",
+                 ["workload", "recording", "restore / rerun all", "ckpt+restore s", "faster than dill",
+                  "faster than pickle-all"], rows)
 
 
 if __name__ == "__main__":
