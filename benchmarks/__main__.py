@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from . import autocheckpoint, migration, overhead, planning
+from . import autocheckpoint, loadspeed, migration, overhead, planning
 from .common import FULL, QUICK, REPO, Scale
 
 BENCHMARKS: dict[str, tuple[Callable[[Scale], Any], Callable[[Scale, Any], str]]] = {
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Scale], Any], Callable[[Scale, Any], str]]
     "auto": (autocheckpoint.measure, autocheckpoint.report),
     "migration": (lambda s: migration.measure(s, echo=_echo), migration.report),
     "planning": (planning.measure, planning.report),
+    "load": (loadspeed.measure, loadspeed.report),
 }
 
 
