@@ -140,8 +140,7 @@ class _Walk(ArrayHashing):
         self.init_arrays()
 
     def tag(self, text: str) -> None:
-        self.hasher.update(text.encode("utf-8", "surrogatepass"))
-        self.hasher.update(b"\x00")
+        self.hasher.update((text + "\x00").encode("utf-8", "surrogatepass"))
 
     def run(self, value: Any) -> None:
         stack: list[tuple[Any, bool]] = [(value, True)]
@@ -183,19 +182,21 @@ class _Walk(ArrayHashing):
             self.objects.add(id(obj))
             self.keepalive.append(obj)
 
+    def atom(self, obj: Any, t: type) -> None:
+        """Hash a value of an `_ATOMIC` type (see `_atom_text`)."""
+        if t is bytes:
+            self.tag(f"bytes {len(obj)}")
+            self.hasher.update(obj)
+            self.size += len(obj)
+        else:
+            self.hasher.update(_atom_text(obj, t).encode("utf-8", "surrogatepass"))
+            self.size += len(obj) if t is str else 8
+
+
     def visit(self, obj: Any, real: bool) -> list[tuple[Any, bool]]:
         t = type(obj)
         if t in _ATOMIC:
-            self.tag(t.__name__)
-            if t is str:
-                self.hasher.update(obj.encode("utf-8", "surrogatepass"))
-                self.size += len(obj)
-            elif t is bytes:
-                self.hasher.update(obj)
-                self.size += len(obj)
-            else:
-                self.tag(repr(obj))
-                self.size += 8
+            self.atom(obj, t)
             return []
         if self.value_leaf(obj, t):
             return []
@@ -240,6 +241,8 @@ class _Walk(ArrayHashing):
         if self.pandas_types and isinstance(obj, self.pandas_types):
             return self.visit_reduced(obj)
         if type(obj) in (dict, list, tuple):
+            # The length too: without it `[[1], 2]` and `[[1, 2]]` hashed alike.
+            self.tag(f"{len(obj)} items")
             self.size += 8 * len(obj)
             items = obj.items() if type(obj) is dict else [(item,) for item in obj]
             return [(x, real) for pair in items for x in pair]
@@ -299,6 +302,7 @@ class _Walk(ArrayHashing):
             return []
         self.hash_code(func.__code__)
         children: list[tuple[Any, bool]] = [(func.__defaults__, True), (func.__kwdefaults__, True)]
+        self.tag(f"{len(func.__closure__ or ())} cells")
         for cell in func.__closure__ or ():
             try:
                 children.append((cell.cell_contents, True))
@@ -396,6 +400,7 @@ class _Walk(ArrayHashing):
         state = _instance_state(obj)
         if state is not None:
             self.size += sys.getsizeof(obj, 64)
+            self.tag(f"{len(state)} parts")
             return [(r, True) for r in state]
         referents = [r for r in gc.get_referents(obj) if not isinstance(r, type)]
         if not referents:
@@ -415,7 +420,16 @@ class _Walk(ArrayHashing):
             self.size += sys.getsizeof(obj, 64)
             return []
         self.size += sys.getsizeof(obj, 64)
+        self.tag(f"{len(referents)} referents")
         return [(r, True) for r in referents]
+
+
+def _atom_text(obj: Any, t: type) -> str:
+    """How an atomic value is hashed: a string with its length (so that no two sequences of
+    strings read alike), anything else by type and repr."""
+    if t is str:
+        return f"str {len(obj)}:{obj}\x00"
+    return f"{t.__name__}:{obj!r}\x00"
 
 
 def _instance_state(obj: Any) -> list[Any] | None:

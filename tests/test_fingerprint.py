@@ -391,3 +391,15 @@ def test_arrays_a_reduce_makes_for_the_occasion_alias_nothing_later():
     before = fingerprint(model)
     fresh = [np.zeros(3) for _ in range(200)]  # take freed addresses
     assert not any(before.objects & fingerprint(a).objects for a in fresh)
+
+
+@pytest.mark.parametrize("before, after", [
+    ([[1], 2], [[1, 2]]),
+    ({"a": [1], "b": 2}, {"a": [1, "b", 2]}),
+    (["a", "b"], ["astr 1:b"]),
+    ([(1,), ()], [(), (1,)]),
+])
+def test_moving_items_between_nested_containers_changes_content(before, after):
+    # `x[0].append(2); x.pop()` turns [[1], 2] into [[1, 2]]: without container lengths in the
+    # hash, both read alike and the change went unseen.
+    assert content(before) != content(after)
