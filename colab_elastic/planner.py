@@ -28,10 +28,10 @@ from .history import HistoryGraph, VersionRef
 
 SOURCE = "SOURCE"
 SINK = "SINK"
-# Capacities are whole microseconds: networkx's max-flow is exact on integers only. On float
-# seconds beside a huge stand-in for infinity it rounds, and can return a cut through an
-# infinite edge (a group recomputed while its writers are not rerun, a rerun cell without the
-# writer of the old version it read) or fail outright (networkx issues #4972, #7775).
+# Capacities are whole microseconds: a max-flow is exact on integers only. On float seconds
+# beside a huge stand-in for infinity, networkx's (used before `mincut`) rounded, and could
+# return a cut through an infinite edge (a group recomputed while its writers are not rerun, a
+# rerun cell without the writer of the old version it read) or fail (networkx #4972, #7775).
 TICKS_PER_SECOND = 1_000_000
 INFINITE = 10**21  # ticks: more than all finite capacities together, so an infinite edge is never cut
 
