@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 if TYPE_CHECKING:
     from .checkpoint import CheckpointResult
+    from .manifest import Manifest
     from .planner import Plan
     from .restore import RestoreReport
 
@@ -199,23 +200,22 @@ def status_html(status: dict[str, Any]) -> str:
 
 
 # Foreign checkpoints ------------------------------------------------------------------------
-def foreign_text(manifest: dict[str, Any]) -> str:
+def foreign_text(manifest: Manifest) -> str:
     """What restoring someone else's checkpoint would run: its author, its cells, its values."""
-    author = (manifest.get("author") or {}).get("name", "unknown")
-    env = manifest.get("environment", {})
-    plan = manifest.get("plan", {})
-    cells = {e["index"]: e["code"] for e in manifest.get("graph", {}).get("executions", [])}
-    lines = [f"checkpoint {manifest.get('checkpoint')} by {author}, {manifest.get('created', '?')}, "
-             f"Python {env.get('python', '?')}"]
-    loaded = [n for g in plan.get("groups", []) if g["action"] == "store" for n in g["names"]]
+    author = manifest.author.name or "unknown"
+    plan = manifest.plan
+    cells = {e.index: e.code for e in manifest.graph.executions}
+    lines = [f"checkpoint {manifest.checkpoint} by {author}, {manifest.created or '?'}, "
+             f"Python {manifest.environment.python or '?'}"]
+    loaded = [n for g in plan.groups if g.action == "store" for n in g.names]
     lines.append(f"it loads (unpickles) {len(loaded)} values: {_names(loaded, 12)}")
-    reruns = plan.get("reruns", [])
+    reruns = plan.reruns
     lines.append(f"and reruns {len(reruns)} cells:" if reruns else "and reruns no cells")
     for index in reruns:
         code = cells.get(index, "").strip().splitlines() or [""]
         more = f"   … (+{len(code) - 4} lines)" if len(code) > 4 else ""
         lines.append(f"  [{index}] " + "\n      ".join(code[:4]) + more)
-    settings = plan.get("settings", [])
+    settings = plan.settings
     if settings:  # environment variables, sys.path, the working folder, extensions it loads
         lines.append("and applies the recorded session settings of cells " + ", ".join(map(str, settings)))
     return "\n".join(lines)

@@ -19,7 +19,6 @@ write (Drive, your bucket), so resuming still never asks.
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import os
 import socket
@@ -32,6 +31,9 @@ from typing import Any
 import fsspec
 
 from .errors import StorageError
+from .lineage import parse
+from .manifest import Manifest
+from .pointer import parse_manifest
 from .store import LATEST, Store
 
 log = logging.getLogger("colab_elastic.sharing")
@@ -69,14 +71,14 @@ def author() -> dict[str, str]:
     return {"id": author_id(), "name": f"{user}@{socket.gethostname()}"}
 
 
-def is_foreign(store: Store, manifest: dict[str, Any], *, own_location: bool = False) -> bool:
+def is_foreign(store: Store, manifest: Manifest, *, own_location: bool = False) -> bool:
     """Was this checkpoint written by someone else, at a place we cannot write to?
 
     `own_location`: the session's own default location (where its auto-checkpoints go) is
     ours by definition. A local folder is judged by its permissions; a remote one by a
     probe object created and deleted next to the checkpoint (nothing of it is touched).
     """
-    if own_location or (manifest.get("author") or {}).get("id") == author_id():
+    if own_location or manifest.author.id == author_id():
         return False
     if store.local:
         return not os.access(store.root, os.W_OK)
@@ -123,18 +125,17 @@ def export(url: str, path: str, storage_options: dict[str, Any] | None = None) -
     memory stays at one blob). Returns the bytes of the blobs written."""
     store = Store(url, storage_options)
     pointer, name, body = store.latest_files()
-    manifest = json.loads(body)
+    # Checked first: every blob key is one name under blobs/, so no zip entry can lead out.
+    manifest = parse(parse_manifest(body, name, store.url), store.url)
     total = 0
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as out:
             # Stored values, and the files the reruns need (see `files.carry`).
-            for entry in manifest["groups"] + (manifest.get("files") or {}).get("entries", []):
-                blob = entry.get("blob")
-                if blob:
-                    data = store.read_blob(blob["key"], blob["digest"], int(blob["size"]))
-                    out.writestr(f"blobs/{blob['key']}", data)
-                    total += len(data)
+            for blob in {b.key: b for b in manifest.blobs()}.values():  # groups and files may share one
+                data = store.read_blob(blob.key, blob.digest, blob.size)
+                out.writestr(f"blobs/{blob.key}", data)
+                total += len(data)
             out.writestr(name, body)
             out.writestr(LATEST, pointer)  # last, as in a folder
         os.replace(tmp, path)

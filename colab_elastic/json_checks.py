@@ -1,0 +1,163 @@
+"""Checks of JSON fields read from storage, for the manifest's schema (see manifest).
+
+Each check takes the value and where it sits (`groups[3].blob.key`) and returns the value as
+JSON gave it (an int stays an int, so a manifest read back gives the very bytes it was written
+from), or raises CorruptCheckpointError naming the field, on one line. The path checks say
+whether a name that becomes a file path stays where it belongs. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable, TypeVar
+
+from .errors import CorruptCheckpointError
+
+T = TypeVar("T")
+Check = Callable[[Any, str], T]
+
+NUMBER_KEY = re.compile(r"0|[1-9][0-9]{0,9}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def fail(where: str, problem: str) -> CorruptCheckpointError:
+    return CorruptCheckpointError(f"manifest field {where}: {problem}")
+
+
+def shown(value: Any) -> str:
+    text = repr(value)  # control characters escaped: the message stays one line
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def field_name(where: str, key: Any) -> str:
+    """`where.key`, with a key that is not plain text shown quoted (the message stays one line)."""
+    name = key if isinstance(key, str) and key.isprintable() and key and "." not in key else shown(key)
+    return f"{where}.{name}" if where else name
+
+
+def kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise fail(where, f"expected a string, got {kind(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise fail(where, "holds a lone surrogate (not text)") from None
+    return value
+
+
+def opt_str(value: Any, where: str) -> str | None:
+    return None if value is None else string(value, where)
+
+
+def shaped(pattern: re.Pattern[str], what: str) -> Check[str]:
+    def check(value: Any, where: str) -> str:
+        if not pattern.fullmatch(string(value, where)):
+            raise fail(where, f"{shown(value)} is not {what}")
+        return value
+    return check
+
+
+def integer(value: Any, where: str) -> int:
+    if type(value) is not int:  # not bool
+        raise fail(where, f"expected an integer, got {kind(value)}")
+    return value
+
+
+def count(value: Any, where: str) -> int:
+    if integer(value, where) < 0:
+        raise fail(where, f"{value} is negative")
+    return value
+
+
+def number(value: Any, where: str) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise fail(where, f"expected a finite number, got {shown(value)}")
+    return value
+
+
+def boolean(value: Any, where: str) -> bool:
+    if type(value) is not bool:
+        raise fail(where, f"expected true or false, got {kind(value)}")
+    return value
+
+
+def listed(value: Any, where: str, item: Check[T]) -> list[T]:
+    if not isinstance(value, list):
+        raise fail(where, f"expected a list, got {kind(value)}")
+    return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+
+def mapping(value: Any, where: str, item: Check[T], key: Check[str] = string) -> dict[str, T]:
+    if not isinstance(value, dict):
+        raise fail(where, f"expected an object, got {kind(value)}")
+    return {key(k, f"{field_name(where, k)} (a key)"): item(v, field_name(where, k)) for k, v in value.items()}
+
+
+class JsonObject:
+    """One JSON object being read: its required and optional fields, and (from format 2) no others."""
+
+    def __init__(self, value: Any, where: str, fields: str, strict: bool, *, lenient: str = "") -> None:
+        if not isinstance(value, dict):
+            raise fail(where or "(top)", f"expected an object, got {kind(value)}")
+        self.value, self.where, self.lenient = value, where, set(lenient.split())
+        known = set(fields.replace("?", "").split())
+        for name in fields.split():
+            if not name.endswith("?") and name not in value and (strict or name not in self.lenient):
+                raise fail(self._at(name), "missing")
+        unknown = sorted(str(k) for k in value if k not in known)
+        if strict and unknown:
+            raise fail(self._at(unknown[0]), "not a field of this format")
+
+    def _at(self, name: str) -> str:
+        return field_name(self.where, name)
+
+    def get(self, name: str, check: Check[T], default: Any = None) -> T:
+        if name not in self.value:
+            return default  # optional, or missing from an older format
+        return check(self.value[name], self._at(name))
+
+
+def version_ref(value: Any, where: str) -> tuple[str, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise fail(where, "expected [name, version]")
+    return string(value[0], f"{where}[0]"), count(value[1], f"{where}[1]")
+
+
+def number_key(value: Any, where: str) -> str:
+    if not NUMBER_KEY.fullmatch(string(value, where)):
+        raise fail(where, f"{shown(value)} is not a cell number")
+    return value
+
+
+# Names that become paths ---------------------------------------------------------------------
+def relative_path_problem(rel: str) -> str:
+    """Why `rel` cannot name a file under the working folder ('' when it can)."""
+    if CONTROL.search(rel) or "\\" in rel:
+        return "holds a control character or a backslash"
+    if rel.startswith("/"):
+        return "is absolute"
+    if any(part in ("", ".", "..") for part in rel.split("/")):
+        return "has an empty, '.' or '..' part"
+    return ""
+
+
+def absolute_path_problem(path: str) -> str:
+    """Why `path` is not a plain absolute file path ('' when it is)."""
+    if not path.startswith("/"):
+        return "is not absolute"
+    return relative_path_problem(path[1:])
+
+
+def path_check(problem: Callable[[str], str]) -> Check[str]:
+    def check(value: Any, where: str) -> str:
+        why = problem(string(value, where))
+        if why:
+            raise fail(where, f"{shown(value)} {why}")
+        return value
+    return check
