@@ -8,6 +8,7 @@ whether a name that becomes a file path stays where it belongs. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Callable, TypeVar
@@ -99,23 +100,33 @@ def mapping(value: Any, where: str, item: Check[T], key: Check[str] = string) ->
     return {key(k, f"{field_name(where, k)} (a key)"): item(v, field_name(where, k)) for k, v in value.items()}
 
 
+@functools.lru_cache(maxsize=None)
+def _spec(fields: str, lenient: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """`fields` ("a b c?": c optional) as (required, known, lenient): parsed once per shape."""
+    names = fields.split()
+    return (tuple(n for n in names if not n.endswith("?")), frozenset(n.rstrip("?") for n in names),
+            frozenset(lenient.split()))
+
+
 class JsonObject:
-    """One JSON object being read: its required and optional fields, and (from format 2) no others."""
+    """One JSON object being read: its required and optional fields, and (from format 2) no others.
+    `lenient` fields may be missing from an older format."""
 
     def __init__(self, value: Any, where: str, fields: str, strict: bool, *, lenient: str = "") -> None:
         if not isinstance(value, dict):
             raise fail(where or "(top)", f"expected an object, got {kind(value)}")
-        self.value, self.where, self.lenient = value, where, set(lenient.split())
-        known = set(fields.replace("?", "").split())
-        for name in fields.split():
-            if not name.endswith("?") and name not in value and (strict or name not in self.lenient):
+        self.value, self.where = value, where
+        required, known, relaxed = _spec(fields, lenient)
+        for name in required:
+            if name not in value and (strict or name not in relaxed):
                 raise fail(self._at(name), "missing")
-        unknown = sorted(str(k) for k in value if k not in known)
-        if strict and unknown:
-            raise fail(self._at(unknown[0]), "not a field of this format")
+        if strict and not known.issuperset(value):
+            unknown = sorted(str(k) for k in value if k not in known)
+            raise fail(field_name(where, unknown[0]), "not a field of this format")
 
     def _at(self, name: str) -> str:
-        return field_name(self.where, name)
+        # Our own field names: plain words, no quoting needed.
+        return f"{self.where}.{name}" if self.where else name
 
     def get(self, name: str, check: Check[T], default: Any = None) -> T:
         if name not in self.value:

@@ -55,7 +55,7 @@ def example(checkpoint: str, blobs: dict[str, tuple[str, int]] | None = None, *,
     return manifest.to_json()
 
 
-def _real_checkpoint(folder: Path, cwd: Path) -> Store:
+def _real_checkpoint(folder: Path, cwd: Path, file_name: str = "data.csv") -> Store:
     """A real checkpoint, taken in process: stored values, a recomputed one, a carried file."""
     from colab_elastic.checkpoint import Inputs, take_checkpoint
     from colab_elastic.files import CellFiles, FileLog, FileRead
@@ -63,7 +63,7 @@ def _real_checkpoint(folder: Path, cwd: Path) -> Store:
     from colab_elastic.recorder import Recorder
 
     cwd.mkdir(parents=True, exist_ok=True)
-    data = cwd / "data.csv"
+    data = cwd / file_name
     data.write_text("1,2,3\n")
     namespace: dict[str, Any] = {}
     graph = HistoryGraph()
@@ -331,6 +331,15 @@ def test_a_malformed_manifest_is_corrupt_not_a_key_error(real, tmp_path):
     assert main(["verify", str(folder)]) == 2
     entry, = lineage.read_log(Store(str(folder))).entries
     assert not entry.intact and "fingerprints: missing" in entry.problem
+
+
+def test_a_file_whose_name_a_reader_refuses_is_not_carried(tmp_path):
+    """The writer never makes a manifest its reader refuses: the cell reading it is not rerun."""
+    store = _real_checkpoint(tmp_path / "ckpt", tmp_path / "work", file_name="odd\\name\n.csv")
+    manifest = lineage.read_latest(store)
+    assert manifest.files is not None and manifest.files.entries == ()
+    cell = manifest.graph.executions[2]
+    assert not cell.rerunnable and "cannot be carried" in cell.note
 
 
 # Fuzzing -------------------------------------------------------------------------------------
