@@ -82,6 +82,31 @@ def number(value: Any, where: str) -> float:
     return value
 
 
+# Sizes, times and durations a manifest may hold: far beyond any real one, and small enough
+# that the planner's sums of them stay exact finite capacities (see planner.INFINITE).
+MAX_SIZE = 2**53  # bytes
+MAX_SECONDS = 1e9  # ~30 years
+MAX_NS = 2**63 - 1  # a file time in nanoseconds, as os.utime takes it
+
+
+def size(value: Any, where: str) -> int:
+    if not 0 <= integer(value, where) <= MAX_SIZE:
+        raise fail(where, f"{value} is not a size in bytes")
+    return value
+
+
+def seconds(value: Any, where: str) -> float:
+    if not 0 <= number(value, where) <= MAX_SECONDS:
+        raise fail(where, f"{value} is not a duration in seconds")
+    return value
+
+
+def nanoseconds(value: Any, where: str) -> int:
+    if not 0 <= integer(value, where) <= MAX_NS:
+        raise fail(where, f"{value} is not a time in nanoseconds")
+    return value
+
+
 def boolean(value: Any, where: str) -> bool:
     if type(value) is not bool:
         raise fail(where, f"expected true or false, got {kind(value)}")

@@ -29,8 +29,8 @@ from typing import Any
 from .errors import CorruptCheckpointError, describe
 from .history import CellExecution, HistoryGraph
 from .json_checks import (JsonObject, absolute_path_problem, boolean, count, fail, integer, kind, listed, mapping,
-                          number, number_key, opt_str, path_check, relative_path_problem, shaped, shown, string,
-                          version_ref)
+                          nanoseconds, number_key, opt_str, path_check, relative_path_problem, seconds, shaped, shown,
+                          size, string, version_ref)
 from .planner import GroupDecision, Plan
 from .pointer import CHECKPOINT_ID
 
@@ -87,7 +87,7 @@ class BlobRef:
         o = JsonObject(value, where, "key digest size content", strict, lenient="content")
         content = o.get("content", lambda v, w: None if v is None else shaped(CONTENT_KEY, "a content key")(v, w))
         return cls(o.get("key", shaped(BLOB_KEY, "a blob name")), o.get("digest", shaped(DIGEST, "a digest")),
-                   o.get("size", count), content)
+                   o.get("size", size), content)
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,8 @@ class FileEntry:
     def from_json(cls, value: Any, where: str, strict: bool = True) -> FileEntry:
         o = JsonObject(value, where, "path rel size mtime_ns cells blob", strict, lenient="rel mtime_ns cells")
         rel = o.get("rel", lambda v, w: None if v is None else path_check(relative_path_problem)(v, w))
-        return cls(o.get("path", path_check(absolute_path_problem)), rel, o.get("size", count),
-                   o.get("mtime_ns", integer, 0), tuple(o.get("cells", lambda v, w: listed(v, w, count), [])),
+        return cls(o.get("path", path_check(absolute_path_problem)), rel, o.get("size", size),
+                   o.get("mtime_ns", nanoseconds, 0), tuple(o.get("cells", lambda v, w: listed(v, w, count), [])),
                    o.get("blob", lambda v, w: BlobRef.from_json(v, w, strict)))
 
 
@@ -180,7 +180,7 @@ class Files:
 def _file_log(value: Any, where: str, strict: bool) -> dict[str, Any]:
     o = JsonObject(value, where, "cwd started_ns cells", strict, lenient="cwd started_ns cells")
     o.get("cwd", string)
-    o.get("started_ns", integer)
+    o.get("started_ns", nanoseconds)
 
     def cell(v: Any, w: str) -> Any:
         c = JsonObject(v, w, "reads writes installs shell", strict, lenient="reads writes installs shell")
@@ -197,7 +197,7 @@ def _file_log(value: Any, where: str, strict: bool) -> dict[str, Any]:
 def _file_read(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list) or len(value) != 3:
         raise fail(where, "expected [path, size, mtime_ns]")
-    return [string(value[0], f"{where}[0]"), count(value[1], f"{where}[1]"), integer(value[2], f"{where}[2]")]
+    return [string(value[0], f"{where}[0]"), size(value[1], f"{where}[1]"), nanoseconds(value[2], f"{where}[2]")]
 
 
 @dataclass(frozen=True)
@@ -266,10 +266,10 @@ def _decision(value: Any, where: str, strict: bool) -> GroupDecision:
     action = o.get("action", string)
     if action not in ACTIONS:
         raise fail(f"{where}.action", f"{shown(action)} is not one of {', '.join(sorted(ACTIONS))}")
-    return GroupDecision(tuple(o.get("names", lambda v, w: listed(v, w, string))), o.get("size", count), action,
+    return GroupDecision(tuple(o.get("names", lambda v, w: listed(v, w, string))), o.get("size", size), action,
                          o.get("reason", string), o.get("load_after", count),
                          tuple(o.get("cells", lambda v, w: listed(v, w, count), [])),
-                         o.get("store_seconds", number, 0.0), o.get("already_stored", boolean, False))
+                         o.get("store_seconds", seconds, 0.0), o.get("already_stored", boolean, False))
 
 
 def _plan(value: Any, where: str, strict: bool) -> Plan:
@@ -277,9 +277,9 @@ def _plan(value: Any, where: str, strict: bool) -> Plan:
                 "cell_lines settings", strict, lenient="recompute_all_seconds cell_runtimes cell_lines settings")
     return Plan(tuple(o.get("groups", lambda v, w: listed(v, w, lambda g, x: _decision(g, x, strict)))),
                 tuple(o.get("reruns", lambda v, w: listed(v, w, count))),
-                o.get("checkpoint_seconds", number), o.get("restore_seconds", number),
-                o.get("recompute_all_seconds", number, 0.0),
-                {int(k): v for k, v in o.get("cell_runtimes", lambda v, w: mapping(v, w, number, number_key), {}).items()},
+                o.get("checkpoint_seconds", seconds), o.get("restore_seconds", seconds),
+                o.get("recompute_all_seconds", seconds, 0.0),
+                {int(k): v for k, v in o.get("cell_runtimes", lambda v, w: mapping(v, w, seconds, number_key), {}).items()},
                 {int(k): v for k, v in o.get("cell_lines", lambda v, w: mapping(v, w, string, number_key), {}).items()},
                 tuple(o.get("settings", lambda v, w: listed(v, w, count), [])))
 
@@ -288,7 +288,7 @@ def _execution(value: Any, where: str, strict: bool) -> CellExecution:
     o = JsonObject(value, where, "index code runtime reads writes deletes error rerunnable note cell_id rng ambient",
                 strict, lenient="error rerunnable note cell_id rng ambient")
     refs = lambda v, w: tuple(listed(v, w, version_ref))  # noqa: E731
-    return CellExecution(o.get("index", count), o.get("code", string), o.get("runtime", number),
+    return CellExecution(o.get("index", count), o.get("code", string), o.get("runtime", seconds),
                          o.get("reads", refs), o.get("writes", refs),
                          tuple(o.get("deletes", lambda v, w: listed(v, w, string))), o.get("error", opt_str),
                          o.get("rerunnable", boolean, True), o.get("note", string, ""), o.get("cell_id", opt_str),
