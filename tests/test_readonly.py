@@ -8,7 +8,8 @@ import pytest
 np = pytest.importorskip("numpy")
 pytest.importorskip("sklearn")
 matplotlib = pytest.importorskip("matplotlib")
-matplotlib.use("agg")
+# No `matplotlib.use` at import: collection runs before every test, and switching backends
+# changes rcParams that tests of recorded settings compare (see `agg` below).
 
 import matplotlib.pyplot as plt  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -61,6 +62,11 @@ class Cells:
         self.recorder.before(code)
         exec(compile(code, "<cell>", "exec"), self.ns)
         return {name for name, _ in self.recorder.after().writes}
+
+
+@pytest.fixture(autouse=True)
+def agg():
+    matplotlib.use("agg")
 
 
 @pytest.fixture
