@@ -307,7 +307,7 @@ class AutoCheckpointer:
             manifest, references = prepared.manifest, prepared.blobs
             assert manifest is not None
             self._recomputed = prepared.recomputed
-            label = manifest["checkpoint"]
+            label = manifest.checkpoint
             for content, (info, data) in job.payload.items():
                 if content in confirmed or content not in references:
                     continue  # written already, or serialized on speculation and not stored by the plan

@@ -33,6 +33,7 @@ from .errors import StorageError, UnpicklableWarning, describe
 from .files import Carried, FileLog, carry, environment
 from .fingerprint import Fingerprint, fingerprint, overlapping
 from .history import HistoryGraph
+from .manifest import Author, BlobRef, Environment, Files, GroupEntry, Manifest, Recorded
 from .planner import Bandwidth, GroupInfo, Plan, plan
 from .recorder import Recorder
 from .serialize import dump_group, load_group
@@ -40,7 +41,7 @@ from .store import BlobInfo, Store
 
 log = logging.getLogger("colab_elastic.checkpoint")
 
-FORMAT = 1
+
 @dataclass(frozen=True)
 class CheckpointResult:
     """What one checkpoint did: the plan it followed, and what it wrote where."""
@@ -186,7 +187,7 @@ class PreparedCheckpoint:
     `recomputed` the content keys of the groups its plan recomputes."""
 
     result: CheckpointResult
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
     written: list[BlobInfo]
     blobs: dict[str, BlobInfo]
     recomputed: set[str] = field(default_factory=set)
@@ -282,15 +283,10 @@ def _serialize(indices: list[int], groups: list[_Group], recorder: Recorder, sin
     return bool(failures)
 
 
-def _recorded(fp: Fingerprint, reloaded: str | None, withheld: bool = False) -> dict[str, Any]:
+def _recorded(fp: Fingerprint, reloaded: str | None, withheld: bool = False) -> Recorded:
     if withheld:  # a hash of a short secret can be guessed back: keep none
-        return {"content": "withheld", "complete": False}
-    entry: dict[str, Any] = {"content": fp.content, "complete": fp.complete}
-    if not fp.comparable:
-        entry["comparable"] = False
-    if reloaded is not None:
-        entry["reloaded"] = reloaded
-    return entry
+        return Recorded("withheld", False)
+    return Recorded(fp.content, fp.complete, reloaded, fp.comparable)
 
 
 def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dict[int, BlobInfo],
@@ -301,17 +297,14 @@ def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dic
     referenced: dict[str, BlobInfo] = {}
     for index, decision in enumerate(current.groups):
         group = groups[index]
-        entry: dict[str, Any] = {
-            "decision": decision.to_json(),
-            "fingerprints": {n: _recorded(fp, group.reloaded.get(n), n in group.withheld)
-                             for n, fp in group.fingerprints.items()},
-        }
+        blob = None
         if decision.action == "store" and not dry_run:
             info = blobs[index]
             if group.key is not None:
                 referenced[group.key] = info
-            entry["blob"] = {"key": info.key, "digest": info.digest, "size": info.size, "content": group.key}
-        entries.append(entry)
+            blob = BlobRef(info.key, info.digest, info.size, group.key)
+        fingerprints = {n: _recorded(fp, group.reloaded.get(n), n in group.withheld) for n, fp in group.fingerprints.items()}
+        entries.append(GroupEntry(decision, fingerprints, blob))
 
     checkpoint_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8]
     result = CheckpointResult(
@@ -327,23 +320,26 @@ def _finish(graph: HistoryGraph, groups: list[_Group], current: Plan, blobs: dic
     recomputed = {groups[i].key for i, d in enumerate(current.groups) if d.action == "recompute" and groups[i].key}
     if dry_run:
         return PreparedCheckpoint(result, None, written, referenced, recomputed)
-    manifest = {
-        "format": FORMAT,
-        "checkpoint": checkpoint_id,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "session": session,
-        "author": sharing.author(),
-        "colab_elastic": __version__,
-        "environment": environment(),
-        "graph": graph.to_json(),
-        "plan": current.to_json(),
-        "groups": entries,
-        "covers_cell": graph.executions[-1].index,
-    }
+    files = None
     if carried is not None:
         # Files the reruns need, put back before them; and what each cell read and installed.
-        manifest["files"] = {"entries": carried.entries, "log": carried.record}
+        # Checked as a reader will check them (`files.carry` only carries names that pass).
+        files = Files.from_json({"entries": carried.entries, "log": carried.record})
         referenced.update(carried.blobs)
+    writer = sharing.author()
+    manifest = Manifest(
+        checkpoint=checkpoint_id,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        session=session,
+        author=Author(writer["id"], writer["name"]),
+        colab_elastic=__version__,
+        environment=Environment(**environment()),
+        graph=graph.copy(),  # the session's graph goes on changing; the manifest's must not
+        plan=current,
+        groups=tuple(entries),
+        covers_cell=graph.executions[-1].index,
+        files=files,
+    )
     return PreparedCheckpoint(result, manifest, written, referenced, recomputed)
 
 
@@ -464,7 +460,7 @@ def take_checkpoint(
     *,
     progress: Callable[[int, str, str], Any] | None = None,
     dry_run: bool = False,
-    commit: Callable[[dict[str, Any]], bool] | None = None,
+    commit: Callable[[Manifest], bool] | None = None,
 ) -> tuple[CheckpointResult, dict[str, BlobInfo], bool]:
     """Plan, and unless `dry_run`, write and commit one checkpoint now, streaming blobs to the
     store. `commit(manifest)` commits (default: `store.commit`) and says whether LATEST moved.
@@ -473,7 +469,7 @@ def take_checkpoint(
     prepared = prepare_checkpoint(inputs, sink=None if dry_run else StoreSink(store, progress))
     if prepared.manifest is None:
         return prepared.result, {}, False
-    moved = (commit or store.commit)(prepared.manifest)
+    moved = (commit or (lambda manifest: store.commit(manifest.to_json())))(prepared.manifest)
     elapsed = time.perf_counter() - started
     result = prepared.result
     log.info("checkpoint %s: %d blobs written (%d bytes), %d reused in %.3f s", result.checkpoint,

@@ -10,39 +10,40 @@ from .errors import ElasticError
 
 
 def _inspect(url: str) -> int:
-    from .planner import Plan
+    from .lineage import read_latest
     from .report import human_bytes, plan_text
     from .sharing import open_for_restore
 
-    manifest = open_for_restore(url).latest()
-    author = (manifest.get("author") or {}).get("name", "unknown")
-    print(f"checkpoint {manifest['checkpoint']} of session {manifest['session']!r} by {author}, created {manifest['created']}")
-    env = manifest.get("environment", {})
-    print(f"python {env.get('python')}, colab_elastic {manifest.get('colab_elastic')}, "
-          + ", ".join(f"{k} {v}" for k, v in sorted(env.get("packages", {}).items())))
-    stored = sum(int(e["blob"]["size"]) for e in manifest["groups"] if "blob" in e)
-    print(f"{len(manifest['graph']['executions']) - 1} cells recorded, {human_bytes(stored)} stored\n")
-    print(plan_text(Plan.from_json(manifest["plan"])))
+    manifest = read_latest(open_for_restore(url))
+    author = manifest.author.name or "unknown"
+    print(f"checkpoint {manifest.checkpoint} of session {manifest.session!r} by {author}, created {manifest.created}")
+    env = manifest.environment
+    print(f"python {env.python}, colab_elastic {manifest.colab_elastic}, "
+          + ", ".join(f"{k} {v}" for k, v in sorted(env.packages.items())))
+    stored = sum(e.blob.size for e in manifest.groups if e.blob is not None)
+    print(f"{len(manifest.graph.executions) - 1} cells recorded, {human_bytes(stored)} stored\n")
+    print(plan_text(manifest.plan))
     return 0
 
 
 def _verify(url: str) -> int:
+    from .lineage import read_latest
     from .sharing import open_for_restore
 
     store = open_for_restore(url)
-    manifest = store.latest()
+    manifest = read_latest(store)
     bad = 0
-    for entry in manifest["groups"]:
-        blob = entry.get("blob")
-        if not blob:
+    for entry in manifest.groups:
+        blob = entry.blob
+        if blob is None:
             continue
         try:
-            store.read_blob(blob["key"], blob["digest"], int(blob["size"]))
-            print(f"ok       {blob['key']}  {', '.join(entry['decision']['names'])}")
+            store.read_blob(blob.key, blob.digest, blob.size)
+            print(f"ok       {blob.key}  {', '.join(entry.decision.names)}")
         except ElasticError as exc:
             bad += 1
-            print(f"BAD      {blob['key']}  {', '.join(entry['decision']['names'])}: {exc}")
-    print(f"checkpoint {manifest['checkpoint']}: {'all blobs verified' if not bad else f'{bad} bad blobs'}")
+            print(f"BAD      {blob.key}  {', '.join(entry.decision.names)}: {exc}")
+    print(f"checkpoint {manifest.checkpoint}: {'all blobs verified' if not bad else f'{bad} bad blobs'}")
     return 1 if bad else 0
 
 

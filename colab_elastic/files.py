@@ -42,13 +42,14 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import xxhash
 
 from . import credentials
 from .errors import StorageError, describe
 from .history import HistoryGraph
+from .manifest import FileEntry, absolute_path_problem, relative_path_problem
 
 log = logging.getLogger("colab_elastic.files")
 
@@ -308,6 +309,12 @@ def carry(graph: HistoryGraph, file_log: FileLog, sink: Any, known: dict[str, An
     by_content: dict[str, list[dict[str, Any]]] = {}
     for path, readers in sorted(users.items()):
         name = _shown(path, file_log.cwd)
+        rel = os.path.relpath(path, file_log.cwd) if path.startswith(file_log.cwd) else None
+        odd = absolute_path_problem(path) or (relative_path_problem(rel) if rel else "")
+        if odd:  # a reader refuses such a name (see manifest): the cell's outputs are stored instead
+            for i, _ in readers:
+                blocked[i] = f"reads {name!r}, whose name cannot be carried (it {odd})"
+            continue
         try:
             st = os.stat(path)
         except OSError:
@@ -328,7 +335,7 @@ def carry(graph: HistoryGraph, file_log: FileLog, sink: Any, known: dict[str, An
             for i, _ in readers:
                 blocked[i] = f"reads {name}, which cannot be read ({describe(exc)})"
             continue
-        entry = {"path": path, "rel": os.path.relpath(path, file_log.cwd) if path.startswith(file_log.cwd) else None,
+        entry = {"path": path, "rel": rel,
                  "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                  "cells": sorted(i for i, _ in readers if i not in stale)}
         carried.entries.append(entry)
@@ -373,26 +380,27 @@ def _shown(path: str, cwd: str) -> str:
     return os.path.relpath(path, cwd) if path.startswith(cwd) else path
 
 
-def put_back(store: Any, entries: list[dict[str, Any]], cwd: str | None = None) -> list[str]:
+def put_back(store: Any, entries: Iterable[FileEntry], cwd: str | None = None) -> list[str]:
     """Write the checkpoint's files where the reruns will look for them: under this runtime's
     working folder when they were under the old one's, else at their old path. A file already
     there is left alone. Returns one line per file."""
     cwd = cwd or os.getcwd()
     lines = []
     for entry in entries:
-        target = os.path.join(cwd, entry["rel"]) if entry.get("rel") else entry["path"]
-        shown = entry.get("rel") or entry["path"]
-        if os.path.exists(target):
+        # `rel` has no '..' part and `path` is a plain absolute path (the manifest checks both).
+        target = os.path.join(cwd, entry.rel) if entry.rel else entry.path
+        shown = entry.rel or entry.path
+        if os.path.lexists(target):
             continue
-        blob = entry["blob"]
+        blob = entry.blob
         try:
-            data = store.read_blob(blob["key"], blob["digest"], int(blob["size"]))
+            data = store.read_blob(blob.key, blob.digest, blob.size)
             os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
             tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
             with open(tmp, "wb") as f:
                 f.write(data)
-            if entry.get("mtime_ns"):  # as the cells read it: the next checkpoint finds it unchanged
-                os.utime(tmp, ns=(int(entry["mtime_ns"]), int(entry["mtime_ns"])))
+            if entry.mtime_ns:  # as the cells read it: the next checkpoint finds it unchanged
+                os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
             os.replace(tmp, target)
         except (StorageError, OSError) as exc:
             lines.append(f"could not put back {shown}: {describe(exc)}")

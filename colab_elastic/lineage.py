@@ -19,27 +19,31 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from .errors import CheckpointNotFoundError, CorruptCheckpointError, StorageError
+from .manifest import Manifest, Notebook
+from .pointer import CHECKPOINT_ID, parse_manifest
 from .store import Pointer, Store
 
 log = logging.getLogger("colab_elastic.lineage")
 
-FORMAT = 1
+
+def parse(data: dict[str, Any], url: str) -> Manifest:
+    """The manifest in `data`, every field checked (see manifest): CorruptCheckpointError
+    naming the checkpoint, its location and the field that is wrong, never a KeyError later."""
+    try:
+        return Manifest.from_json(data)
+    except CorruptCheckpointError as exc:
+        name = data.get("checkpoint") if isinstance(data, dict) else None
+        shown = name if isinstance(name, str) and CHECKPOINT_ID.fullmatch(name) else "?"
+        raise CorruptCheckpointError(f"checkpoint {shown} at {url}: {exc}") from None
 
 
-def check_manifest(manifest: dict[str, Any], url: str) -> None:
-    """Raise CorruptCheckpointError unless the manifest has what a restore reads."""
-    name = manifest.get("checkpoint", "?")
-    if manifest.get("format") != FORMAT:
-        raise CorruptCheckpointError(
-            f"checkpoint {name} at {url} has format {manifest.get('format')!r}; this colab_elastic reads format "
-            f"{FORMAT} (a newer colab_elastic wrote it? pip install -U colab-elastic)")
-    required = {"graph": dict, "plan": dict, "groups": list}
-    missing = [k for k, t in required.items() if not isinstance(manifest.get(k), t)]
-    if missing or not isinstance(manifest["graph"].get("executions"), list) \
-            or not isinstance(manifest["plan"].get("groups"), list):
-        raise CorruptCheckpointError(f"manifest of checkpoint {name} at {url} is incomplete ({', '.join(missing) or 'graph'})")
-    if len(manifest["plan"]["groups"]) != len(manifest["groups"]):
-        raise CorruptCheckpointError(f"manifest of checkpoint {name} at {url} is inconsistent (plan and groups differ)")
+def read_latest(store: Store) -> Manifest:
+    """The checked manifest LATEST names (checked against the digest LATEST holds, too)."""
+    _, name, body = store.latest_files()
+    manifest = parse(parse_manifest(body, name, store.url), store.url)
+    if name != f"manifests/{manifest.checkpoint}.json":
+        raise CorruptCheckpointError(f"manifest {name} at {store.url} holds checkpoint {manifest.checkpoint}")
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -65,27 +69,27 @@ class CheckpointEntry:
         return not self.problem
 
 
-def summarize(manifest: dict[str, Any], *, latest: bool = False, blob_sizes: dict[str, int] | None = None) -> CheckpointEntry:
-    """The log line of a checked manifest; `blob_sizes` (from one listing) finds missing or cut blobs."""
-    blobs = [e["blob"] for e in manifest["groups"] if isinstance(e, dict) and isinstance(e.get("blob"), dict)]
+def summarize(manifest: Manifest, *, latest: bool = False, blob_sizes: dict[str, int] | None = None) -> CheckpointEntry:
+    """The log line of a manifest; `blob_sizes` (from one listing) finds missing or cut blobs."""
+    blobs = [g.blob for g in manifest.groups if g.blob is not None]
     problem = ""
     if blob_sizes is not None:
-        bad = [b.get("key") for b in blobs if blob_sizes.get(str(b.get("key"))) != b.get("size")]
+        bad = [b.key for b in blobs if blob_sizes.get(b.key) != b.size]
         if bad:
             problem = f"{len(bad)} of {len(blobs)} stored values missing or cut short (they would be recomputed)"
-    notebook = manifest.get("notebook") if isinstance(manifest.get("notebook"), dict) else {}
+    notebook = manifest.notebook or Notebook()
     return CheckpointEntry(
-        checkpoint=manifest["checkpoint"],
-        created=str(manifest.get("created", "")),
-        lineage=manifest.get("lineage"),
-        parent=manifest.get("parent"),
-        session=str(manifest.get("session", "")),
-        notebook=str(notebook.get("name") or ""),
-        notebook_id=notebook.get("id") if isinstance(notebook.get("id"), str) else None,
-        writer=str((manifest.get("author") or {}).get("name", "")),
-        cells=len(manifest["graph"]["executions"]) - 1,
-        variables=len(manifest["graph"].get("active", {})),
-        stored_bytes=sum(int(b.get("size", 0)) for b in blobs),
+        checkpoint=manifest.checkpoint,
+        created=manifest.created,
+        lineage=manifest.lineage,
+        parent=manifest.parent,
+        session=manifest.session,
+        notebook=notebook.name or "",
+        notebook_id=notebook.id,
+        writer=manifest.author.name,
+        cells=len(manifest.graph.executions) - 1,
+        variables=len(manifest.graph.active),
+        stored_bytes=sum(b.size for b in blobs),
         problem=problem,
         latest=latest,
     )
@@ -110,13 +114,14 @@ class CheckpointLog:
         return log_html(self)
 
 
-def _read(store: Store, checkpoint: str) -> dict[str, Any]:
-    manifest = store.manifest(checkpoint)
-    check_manifest(manifest, store.url)
+def _read(store: Store, checkpoint: str) -> Manifest:
+    manifest = parse(store.manifest(checkpoint), store.url)
+    if manifest.checkpoint != checkpoint:
+        raise CorruptCheckpointError(f"manifest {checkpoint} at {store.url} holds checkpoint {manifest.checkpoint}")
     return manifest
 
 
-def _chain(store: Store, start: str | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+def _chain(store: Store, start: str | None) -> Iterator[tuple[str, Manifest | None, str]]:
     """(id, manifest or None, problem) along parent links from `start`, newest first."""
     seen: set[str] = set()
     while start and start not in seen:
@@ -127,7 +132,7 @@ def _chain(store: Store, start: str | None) -> Iterator[tuple[str, dict[str, Any
             yield start, None, str(exc)
             return  # the link to the one before is in the manifest we could not read
         yield start, manifest, ""
-        start = manifest.get("parent") if isinstance(manifest.get("parent"), str) else None
+        start = manifest.parent
 
 
 def read_log(store: Store) -> CheckpointLog:
@@ -136,7 +141,7 @@ def read_log(store: Store) -> CheckpointLog:
     latest_problem = ""
     if pointer is not None:
         try:
-            check_manifest(store.latest(), store.url)  # the one LATEST names is checked against its digest too
+            read_latest(store)  # the one LATEST names is checked against its digest too
         except StorageError as exc:
             latest_problem = str(exc)
     ids = store.checkpoint_ids()
@@ -186,7 +191,7 @@ def resolve_id(store: Store, at: str) -> str:
     raise CheckpointNotFoundError(f"{at!r} matches {len(matches)} checkpoints at {store.url}: {', '.join(matches[:5])}")
 
 
-def choose(store: Store, at: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+def choose(store: Store, at: str | None = None) -> tuple[Manifest, dict[str, str]]:
     """The manifest a restore should use, and the checkpoints it skipped (id -> why).
 
     `at`: that checkpoint (an id, or a unique part of one). Otherwise the one LATEST names,
@@ -197,9 +202,7 @@ def choose(store: Store, at: str | None = None) -> tuple[dict[str, Any], dict[st
     skipped: dict[str, str] = {}
     pointer: Pointer | None = None
     try:
-        manifest = store.latest()
-        check_manifest(manifest, store.url)
-        return manifest, skipped
+        return read_latest(store), skipped
     except CheckpointNotFoundError:
         if not store.checkpoint_ids():
             raise
@@ -221,7 +224,7 @@ def choose(store: Store, at: str | None = None) -> tuple[dict[str, Any], dict[st
         if manifest is None:
             skipped[checkpoint] = problem
             continue
-        if pointer is not None and pointer.lineage and manifest.get("lineage") != pointer.lineage:
+        if pointer is not None and pointer.lineage and manifest.lineage != pointer.lineage:
             continue  # another runtime's session, kept beside this one: not what LATEST continued
         log.info("restoring %s at %s; skipped %s", checkpoint, store.url, skipped)
         return manifest, skipped

@@ -15,6 +15,8 @@ from .errors import CorruptCheckpointError, describe
 
 # Checkpoint ids are made by `checkpoint.prepare_checkpoint`: a UTC time stamp and a random suffix.
 CHECKPOINT_ID = re.compile(r"[0-9]{8}T[0-9]{12}-[0-9a-f]{8}")
+# What LATEST may name: one file in manifests/ (no '..', no '/', no '\\', no control character).
+MANIFEST_NAME = re.compile(r"manifests/[0-9A-Za-z_-][0-9A-Za-z_.-]{0,199}\.json")
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,9 @@ class Pointer:
             fields = json.loads(raw)
             name, digest = fields["manifest"], fields["digest"]
             checkpoint = fields.get("checkpoint") or name[len("manifests/"):-len(".json")]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise CorruptCheckpointError(f"the checkpoint pointer at {url} is unreadable: {describe(exc)}") from None
-        if not isinstance(name, str) or not name.startswith("manifests/") or ".." in name or not isinstance(digest, str):
+        if not isinstance(name, str) or not MANIFEST_NAME.fullmatch(name) or ".." in name or not isinstance(digest, str):
             raise CorruptCheckpointError(f"the checkpoint pointer at {url} names no manifest")
         optional = {k: fields.get(k) if isinstance(fields.get(k), str) else None for k in ("lineage", "parent", "created")}
         return cls(name, digest, str(checkpoint), **optional)
@@ -52,7 +54,7 @@ def parse_manifest(body: bytes, name: str, url: str) -> dict[str, Any]:
     The store only moves manifests; what their other fields must hold is checked by their readers."""
     try:
         manifest = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CorruptCheckpointError(f"manifest {name} at {url} is unreadable: {describe(exc)}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("checkpoint"), str):
         raise CorruptCheckpointError(f"manifest {name} at {url} is incomplete")

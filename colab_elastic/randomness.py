@@ -17,6 +17,8 @@ import random
 import sys
 from typing import Any
 
+from .errors import CorruptCheckpointError, describe
+
 State = dict[str, Any]
 
 
@@ -58,8 +60,15 @@ def encode(state: State) -> str:
 
 
 def apply(encoded: str) -> None:
-    """Put the global generators back where they were before the cell first ran."""
-    state = pickle.loads(base64.b64decode(encoded))
+    """Put the global generators back where they were before the cell first ran
+    (CorruptCheckpointError if the record is damaged)."""
+    try:
+        _apply(pickle.loads(base64.b64decode(encoded)))
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged record raises, it is one line
+        raise CorruptCheckpointError(f"the recorded random state is unreadable ({describe(exc)})") from None
+
+
+def _apply(state: State) -> None:
     random.setstate(state["random"])
     np = sys.modules.get("numpy")
     if "numpy" in state and np is not None:

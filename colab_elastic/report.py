@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 if TYPE_CHECKING:
     from .checkpoint import CheckpointResult
+    from .manifest import Manifest
     from .planner import Plan
     from .restore import RestoreReport
 
@@ -232,70 +233,52 @@ def visible(text: Any, *, lines: bool = True) -> str:
     return "".join(ch if ch in kept or unicodedata.category(ch) not in _HIDING else _escaped(ch) for ch in text)
 
 
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _indices(value: Any) -> list[int]:
-    return sorted({v for v in value if type(v) is int}) if isinstance(value, list) else []
-
-
 def _code_lines(index: int, code: Any) -> list[str]:
     """A cell's whole code, each line escaped and indented under its number."""
     shown = visible(code if isinstance(code, str) else repr(code)).rstrip("\n").split("\n") or [""]
     return [f"  [{index}] {shown[0]}"] + [f"      {line}" for line in shown[1:]]
 
 
-def could_run(manifest: dict[str, Any]) -> tuple[list[int], list[int]]:
+def could_run(manifest: Manifest) -> tuple[list[int], list[int]]:
     """The cells a restore of `manifest` runs as planned, and those a new plan could add.
 
     A stored value that is missing, damaged or fails to load makes the restore plan again:
     any cell the history marks rerunnable may then run. (Conservative: not every one would.)"""
-    planned = _indices((manifest.get("plan") or {}).get("reruns") if isinstance(manifest.get("plan"), dict) else None)
-    executions = _dicts((manifest.get("graph") or {}).get("executions") if isinstance(manifest.get("graph"), dict) else None)
-    rerunnable = {e["index"] for e in executions if type(e.get("index")) is int and e.get("rerunnable", True)}
+    planned = sorted(set(manifest.plan.reruns))
+    rerunnable = {e.index for e in manifest.graph.executions if e.rerunnable}
     return planned, sorted(rerunnable - set(planned))
 
 
-def foreign_text(manifest: dict[str, Any]) -> str:
+def foreign_text(manifest: Manifest) -> str:
     """What restoring a checkpoint that is not yours would do: who says they wrote it, every
     value it unpickles, every file it writes, and every cell it could run (whole, escaped)."""
-    author = manifest.get("author") if isinstance(manifest.get("author"), dict) else {}
-    env = manifest.get("environment") if isinstance(manifest.get("environment"), dict) else {}
-    plan = manifest.get("plan") if isinstance(manifest.get("plan"), dict) else {}
-    graph = manifest.get("graph") if isinstance(manifest.get("graph"), dict) else {}
-    executions = _dicts(graph.get("executions"))
-    cells = {e["index"]: e.get("code", "") for e in executions if type(e.get("index")) is int}
-    signature = manifest.get("signature")
-    signed = (f"signed with key {visible(signature.get('key'), lines=False)}, not yours"
-              if isinstance(signature, dict) else "not signed")
-    lines = [visible(f"checkpoint {manifest.get('checkpoint')} by {author.get('name', 'unknown')} "
-                     f"(author id {author.get('id', '?')}, as the checkpoint itself says), "
-                     f"created {manifest.get('created', '?')}, Python {env.get('python', '?')}; {signed}", lines=False)]
-
-    groups = _dicts(plan.get("groups"))
-    loaded = [(g, e["blob"]) for g, e in zip(groups, _dicts(manifest.get("groups"))) if isinstance(e.get("blob"), dict)]
-    total = sum(b.get("size") for _, b in loaded if type(b.get("size")) is int)
+    executions = manifest.graph.executions
+    cells = {e.index: e.code for e in executions}
+    signed = (f"signed with key {visible(manifest.signature.key, lines=False)}, not yours"
+              if manifest.signature is not None else "not signed")
+    lines = [visible(f"checkpoint {manifest.checkpoint} by {manifest.author.name or 'unknown'} "
+                     f"(author id {manifest.author.id or '?'}, as the checkpoint itself says), "
+                     f"created {manifest.created or '?'}, Python {manifest.environment.python or '?'}; {signed}",
+                     lines=False)]
+    loaded = [entry for entry in manifest.groups if entry.blob is not None]
+    total = sum(entry.blob.size for entry in loaded if entry.blob is not None)
     lines.append(f"it loads (unpickles) {len(loaded)} stored values ({human_bytes(total)})" + (":" if loaded else ""))
-    for group, blob in loaded:
-        names = group.get("names") if isinstance(group.get("names"), list) else []
-        size = blob.get("size")
-        lines.append(visible(f"  {', '.join(map(str, names)) or '?'}  "
-                             f"({human_bytes(size) if type(size) is int else '?'})", lines=False))
-    settings = sorted({e["index"] for e in executions if type(e.get("index")) is int and e.get("ambient")}
-                      | set(_indices(plan.get("settings"))))
-    drawn = sorted(e["index"] for e in executions if type(e.get("index")) is int and e.get("rng"))
+    for entry in loaded:
+        assert entry.blob is not None
+        lines.append(visible(f"  {', '.join(entry.decision.names) or '?'}  ({human_bytes(entry.blob.size)})",
+                             lines=False))
+    settings = sorted({e.index for e in executions if e.ambient} | set(manifest.plan.settings))
+    drawn = sorted(e.index for e in executions if e.rng)
     if settings:  # environment variables, sys.path, the working folder, extensions it loads
         lines.append("it unpickles and applies the recorded session settings of cells " + ", ".join(map(str, settings)))
-    if drawn or graph.get("rng"):
+    if drawn or manifest.graph.rng:
         lines.append("it unpickles the recorded random-number states" +
                      (f" of cells {', '.join(map(str, drawn))}" if drawn else "") + " (and sets the last one)")
-    record = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
-    files = _dicts(record.get("entries"))
+    files = manifest.files.entries if manifest.files is not None else ()
     if files:
         lines.append(f"before any cell runs, it writes {len(files)} files:")
-        lines += [visible(f"  {f.get('rel') or f.get('path')}", lines=False) for f in files]
-    log = record.get("log") if isinstance(record.get("log"), dict) else {}
+        lines += [visible(f"  {f.rel or f.path}", lines=False) for f in files]
+    log = manifest.files.log if manifest.files is not None else {}
     installs = [line for c in (log.get("cells") or {}).values() if isinstance(c, dict)
                 for line in (c.get("installs") or []) if isinstance(line, str)] if isinstance(log.get("cells"), dict) else []
     if installs:

@@ -24,6 +24,8 @@ from .ambient import Ambient
 from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError, describe
 from .fingerprint import Fingerprint, fingerprint, overlapping
 from .history import HistoryGraph
+from .lineage import read_latest
+from .manifest import Manifest
 from .namespace import notebook_predicate
 from .planner import Bandwidth, GroupInfo, Plan, plan
 from .serialize import load_group
@@ -132,22 +134,20 @@ class RestoreReport:
 
 
 class _Checkpoint:
-    """A manifest, parsed."""
+    """A manifest, as a restore walks it (its own copy of the history: the restore changes it)."""
 
-    def __init__(self, manifest: dict[str, Any]) -> None:
-        if manifest.get("format") != 1:
-            raise CorruptCheckpointError(f"unsupported checkpoint format {manifest.get('format')!r}")
+    def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        self.id = manifest["checkpoint"]
-        self.graph = HistoryGraph.from_json(manifest["graph"])
-        self.plan = Plan.from_json(manifest["plan"])
-        self.entries = manifest["groups"]
-        self.fingerprints = {n: fp for e in self.entries for n, fp in e["fingerprints"].items()}
+        self.id = manifest.checkpoint
+        self.graph = manifest.graph.copy()
+        self.plan = manifest.plan
+        self.entries = manifest.groups
+        self.fingerprints = {n: fp for e in self.entries for n, fp in e.fingerprints.items()}
 
     def group_infos(self, unstorable: dict[int, str]) -> list[GroupInfo]:
         infos = []
         for i, (entry, decision) in enumerate(zip(self.entries, self.plan.groups)):
-            has_blob = "blob" in entry
+            has_blob = entry.blob is not None
             reason = unstorable.get(i) or ("" if has_blob else decision.reason or "not stored in this checkpoint")
             infos.append(GroupInfo(frozenset(decision.names), decision.size, storable=has_blob and i not in unstorable,
                                    reason=reason, already_stored=True))
@@ -159,11 +159,11 @@ def restore(
     runner: Runner,
     *,
     progress: Callable[[int, str, str], Progress],
-    manifest: dict[str, Any] | None = None,
+    manifest: Manifest | None = None,
 ) -> tuple[RestoreReport, HistoryGraph]:
-    """Restore the newest checkpoint at `store` into `runner`'s namespace."""
+    """Restore the newest checkpoint at `store` (or `manifest`) into `runner`'s namespace."""
     started = time.perf_counter()
-    ckpt = _Checkpoint(manifest if manifest is not None else store.latest())
+    ckpt = _Checkpoint(manifest if manifest is not None else read_latest(store))
     report = RestoreReport(url=store.url, checkpoint=ckpt.id)
     namespace = runner.namespace
     initial = dict(namespace)
@@ -175,13 +175,13 @@ def restore(
     for i, decision in enumerate(ckpt.plan.groups):
         if decision.action != "store":
             continue
-        blob = ckpt.entries[i].get("blob")
+        blob = ckpt.entries[i].blob
         if blob is None:
             unstorable[i] = "the manifest lists no blob for it"
-        elif int(blob["size"]) < STREAM_BYTES:
-            wanted[blob["key"]] = i
+        elif blob.size < STREAM_BYTES:
+            wanted[blob.key] = i
         # Larger blobs are streamed into place when their turn comes (see `_load`).
-    blobs = [(b["key"], b["digest"], int(b["size"])) for b in (ckpt.entries[i]["blob"] for i in wanted.values())]
+    blobs = [(b.key, b.digest, b.size) for b in (ckpt.entries[i].blob for i in wanted.values()) if b is not None]
     bar = progress(sum(size for *_, size in blobs), "fetch", "B")
     read_started = time.perf_counter()
     try:
@@ -268,10 +268,12 @@ def _load(ckpt: _Checkpoint, index: int, data: dict[int, bytes], store: Store, n
     """One group's values: from bytes fetched already, or streamed from storage and checked."""
     if index in data:
         return load_group(data[index], namespace)
-    blob = ckpt.entries[index]["blob"]
+    blob = ckpt.entries[index].blob
+    if blob is None:
+        raise CorruptCheckpointError(f"checkpoint {ckpt.id} at {store.url} lists no blob for group {index}")
     started = time.perf_counter()
-    values = store.stream_blob(blob["key"], blob["digest"], int(blob["size"]), lambda f: load_group(f, namespace))
-    report.bytes_read += int(blob["size"])
+    values = store.stream_blob(blob.key, blob.digest, blob.size, lambda f: load_group(f, namespace))
+    report.bytes_read += blob.size
     report.read_seconds += time.perf_counter() - started
     return values
 
@@ -349,15 +351,15 @@ def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report:
                 continue
             now[name] = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined)
             recorded = ckpt.fingerprints.get(name)
-            if not recorded or not recorded["complete"] or not now[name].complete:
+            if not recorded or not recorded.complete or not now[name].complete:
                 report.unverified[name] = "part of it is opaque to a fingerprint"
                 continue
-            if not recorded.get("comparable", True) or not now[name].comparable:
+            if not recorded.comparable or not now[name].comparable:
                 report.unverified[name] = "a matplotlib figure changes when drawn"
                 continue
             # `reloaded`: what the value looks like after a pickle round trip, when that is not
             # what it looked like before (a `__setstate__` that drops a cache): equal either way.
-            if now[name].content not in (recorded["content"], recorded.get("reloaded")):
+            if now[name].content not in (recorded.content, recorded.reloaded):
                 report.differs.append(name)
     report.differs.sort()
     report.aliasing = _aliasing_changes(ckpt, now)
@@ -368,8 +370,8 @@ def _aliasing_changes(ckpt: _Checkpoint, now: dict[str, Fingerprint]) -> dict[st
     (co-variables, transitively), among the names back in the namespace."""
     # A value that could not be fingerprinted at all says nothing about what it shares.
     known = {n: fp for n, fp in now.items() if not fp.content.startswith("unknown-")
-             and not ckpt.fingerprints.get(n, {}).get("content", "").startswith("unknown-")}
-    before = {n: frozenset(e["fingerprints"]) & known.keys() for e in ckpt.entries for n in e["fingerprints"]}
+             and not (n in ckpt.fingerprints and ckpt.fingerprints[n].content.startswith("unknown-"))}
+    before = {n: frozenset(e.fingerprints) & known.keys() for e in ckpt.entries for n in e.fingerprints}
     after = {n: group for group in overlapping(known) for n in group}
     changes: dict[str, str] = {}
     for name in sorted(known):

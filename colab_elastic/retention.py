@@ -10,13 +10,14 @@ another) is never taken from under it.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CheckpointNotFoundError, StorageError
+from .errors import CheckpointNotFoundError, CorruptCheckpointError, StorageError
+from .manifest import Manifest
 from .store import Store
 
 log = logging.getLogger("colab_elastic.retention")
@@ -59,18 +60,29 @@ def _age(info: dict[str, Any], now: float) -> float:
 
 
 def _listing(store: Store, folder: str) -> list[dict[str, Any]]:
+    _check_inside(store, folder)
     infos = store.listing(folder)
     if infos is None:
         raise StorageError(f"{store.url} cannot be listed (a web server): garbage collection needs its files")
     return infos
 
 
-def _blob_keys(manifest: dict[str, Any]) -> list[tuple[str, int]]:
-    # Stored values, and the files the reruns need (see `files.carry`).
-    files = manifest.get("files")
-    entries = list(manifest.get("groups", [])) + list(files.get("entries", []) if isinstance(files, dict) else [])
-    return [(str(e["blob"]["key"]), int(e["blob"].get("size", -1))) for e in entries
-            if isinstance(e, dict) and isinstance(e.get("blob"), dict) and "key" in e["blob"]]
+def _check_inside(store: Store, folder: str) -> None:
+    """On a local disk, refuse a folder that leads out of the checkpoint folder (a `blobs`
+    symlink to somewhere else): whatever is there is not ours to delete."""
+    if not store.local:
+        return  # object stores and memory:// have no links
+    path = store.path(folder)
+    if os.path.lexists(path) and os.path.realpath(path) != os.path.join(os.path.realpath(store.root), folder):
+        raise StorageError(f"{path} is a link out of the checkpoint folder {store.url}: garbage collection "
+                           "deletes nothing through it")
+
+
+def _parse(body: bytes) -> Manifest | None:
+    try:
+        return Manifest.from_json(body)
+    except CorruptCheckpointError:
+        return None
 
 
 def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAULT_GRACE,
@@ -90,27 +102,27 @@ def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAU
     names = [i["name"].rsplit("/", 1)[-1] for i in manifests]
     blobs = _listing(store, "blobs")
     sizes = {i["name"].rsplit("/", 1)[-1]: int(i.get("size") or 0) for i in blobs}
-    bodies: dict[str, dict[str, Any]] = {}
+    bodies: dict[str, Manifest] = {}
     for info, name in zip(manifests, names):
         try:
-            body = json.loads(store.fs.cat_file(info["name"]))
-        except (ValueError, OSError) as exc:
+            body = _parse(store.fs.cat_file(info["name"]))
+        except OSError as exc:
+            body = None
             log.info("manifest %s is unreadable: %s", name, exc)
-            continue
-        if isinstance(body, dict):
+        if body is not None:
             bodies[name] = body
     kept = set(names[-keep:]) | {current}
     newest_of_lineage: dict[Any, str] = {}
     for name in reversed(names):
         body = bodies.get(name)
-        if body is None or any(sizes.get(key) != size for key, size in _blob_keys(body)):
+        if body is None or any(sizes.get(b.key) != b.size for b in body.blobs()):
             continue  # damaged: it cannot stand for its lineage
-        newest_of_lineage.setdefault(body.get("lineage"), name)
+        newest_of_lineage.setdefault(body.lineage, name)
     kept |= set(newest_of_lineage.values())
     referenced: set[str] = set()
     for info, name in zip(manifests, names):
         if name in kept:
-            referenced.update(key for key, _ in _blob_keys(bodies.get(name, {})))
+            referenced.update(b.key for b in (bodies[name].blobs() if name in bodies else ()))
             report.kept.append(name)
         elif _age(info, now) >= 0:
             report.removed_manifests.append(info["name"])
@@ -125,6 +137,8 @@ def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAU
     if not dry_run:
         # Manifests first: a manifest never outlives a blob it names.
         for path in report.removed_manifests + report.removed_blobs:
+            # Checked again right before: a folder swapped for a link since the listing.
+            _check_inside(store, "manifests" if path in report.removed_manifests else "blobs")
             try:
                 store.fs.rm_file(path)
             except FileNotFoundError:

@@ -21,6 +21,7 @@ from .autosave import AutoCheckpointer, AutoPolicy
 from .config import Settings
 from .errors import CheckpointNotFoundError, ElasticError, RestoreVerificationError, UntrustedCheckpointError
 from .history import HistoryGraph
+from .manifest import Files, Manifest, Notebook
 from .planner import Bandwidth, Plan
 from .progress import progress_bar
 from .recorder import Recorder
@@ -59,17 +60,17 @@ class Status:
         return status_html(self.fields)
 
 
-def _manifest_blobs(manifest: dict[str, Any], damaged: Iterable[str] = ()) -> dict[str, BlobInfo]:
+def _manifest_blobs(manifest: Manifest, damaged: Iterable[str] = ()) -> dict[str, BlobInfo]:
     """The content-keyed blobs a manifest references (reusable by later checkpoints), but for
     those of the groups in `damaged` (their names joined, as a restore reports fallbacks)."""
     found = {}
     skip = set(damaged)
-    for entry in manifest.get("groups", []):
-        blob = entry.get("blob")
-        if ", ".join((entry.get("decision") or {}).get("names", ())) in skip:
+    for entry in manifest.groups:
+        blob = entry.blob
+        if ", ".join(entry.decision.names) in skip:
             continue  # missing, cut or altered: a later checkpoint must write it again
-        if blob and blob.get("content"):
-            found[blob["content"]] = BlobInfo(blob["key"], blob["digest"], int(blob["size"]), 0.0)
+        if blob is not None and blob.content:
+            found[blob.content] = BlobInfo(blob.key, blob.digest, blob.size, 0.0)
     return found
 
 
@@ -173,9 +174,7 @@ class Session:
             _HEADS[target] = None
             return None
         try:
-            manifest = store.latest()
-            lineage.check_manifest(manifest, target)
-            entry = lineage.summarize(manifest, latest=True)
+            entry = lineage.summarize(lineage.read_latest(store), latest=True)
         except ElasticError as exc:
             entry = lineage.CheckpointEntry(pointer.checkpoint, created=pointer.created or "", problem=str(exc),
                                             latest=True)
@@ -204,22 +203,23 @@ class Session:
         return (f"a new session at {target}; checkpoint {pointer.checkpoint} stays there "
                 f"(%elastic log, %elastic restore --at {pointer.checkpoint})")
 
-    def commit(self, store: Store, manifest: dict[str, Any], *, force: bool = False) -> bool:
+    def commit(self, store: Store, manifest: Manifest, *, force: bool = False) -> bool:
         """Commit a prepared manifest as the next checkpoint of this kernel's lineage.
 
         LATEST moves only from the checkpoint this kernel wrote or restored last (or none),
         or with `force`; otherwise the checkpoint is kept beside it. Returns whether it moved."""
         with self._lineage_lock:
-            manifest["lineage"] = self.lineage
-            manifest["parent"] = _PARENTS.get(store.url)
-            manifest["notebook"] = colab.notebook_record()
+            notebook = colab.notebook_record()
+            manifest = replace(manifest, lineage=self.lineage, parent=_PARENTS.get(store.url),
+                               notebook=Notebook(notebook.get("name"), notebook.get("id")))
             replaces = _HEADS.get(store.url)
-        sign(manifest)  # last: the signature covers every field (see trust)
-        moved = store.commit(manifest, replaces=replaces, force=force)
+        body = manifest.to_json()
+        sign(body)  # last: the signature covers every field (see trust)
+        moved = store.commit(body, replaces=replaces, force=force)
         with self._lineage_lock:
-            _PARENTS[store.url] = manifest["checkpoint"]
+            _PARENTS[store.url] = manifest.checkpoint
             if moved:
-                _HEADS[store.url] = manifest["checkpoint"]
+                _HEADS[store.url] = manifest.checkpoint
                 self.waiting.pop(store.url, None)
         return moved
 
@@ -302,7 +302,7 @@ class Session:
         if store.url not in self._known_blobs:
             known: dict[str, BlobInfo] = {}
             try:
-                manifest = store.latest()
+                manifest = lineage.read_latest(store)
             except CheckpointNotFoundError:
                 manifest = None
             except ElasticError as exc:
@@ -404,14 +404,14 @@ class Session:
         with self._lineage_lock:
             # Restoring a checkpoint makes its lineage ours: later checkpoints continue it and
             # may move LATEST on from what it named when we restored.
-            if isinstance(manifest.get("lineage"), str):
-                _LINEAGE.append(manifest["lineage"])
+            if manifest.lineage is not None:
+                _LINEAGE.append(manifest.lineage)
             _HEADS[target] = pointer.checkpoint if pointer else None
-            _PARENTS[target] = manifest["checkpoint"]
+            _PARENTS[target] = manifest.checkpoint
             self.waiting.pop(target, None)
         self.graph = graph
         self.recorder.graph = graph
-        self.files.load((manifest.get("files") or {}).get("log") or {})
+        self.files.load(manifest.files.log if manifest.files else {})
         self.recorder.reset_cache()
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
         self.measure(target, read=(report.bytes_read, report.read_seconds), rerun_overhead=report.rerun_overhead)
@@ -420,23 +420,23 @@ class Session:
             raise RestoreVerificationError(f"strict restore: {report.problem_summary()}", report)
         return report
 
-    def _prepare_runtime(self, store: Store, manifest: dict[str, Any], install: bool) -> list[str]:
+    def _prepare_runtime(self, store: Store, manifest: Manifest, install: bool) -> list[str]:
         """Before any rerun: name the packages this runtime lacks, replay the install lines
         (`install`), put back the files the reruns read. Returns what it did, for the report."""
         lines = []
-        record = manifest.get("files") or {}
-        installs = files.FileLog.installs_of(record.get("log") or {})
+        record = manifest.files or Files()
+        installs = files.FileLog.installs_of(record.log)
         if install:
             for index, line in installs:
                 outcome = self.runner.run(line)
                 lines.append(f"ran {line!r} (cell {index})" + ("" if outcome.ok else f": failed ({outcome.error})"))
-        missing = files.missing_packages((manifest.get("environment") or {}).get("imported") or {})
+        missing = files.missing_packages(manifest.environment.imported)
         if missing:
             hint = " (%elastic restore --install replays the notebook's install lines)" if installs and not install else ""
             lines.append(f"missing packages: {', '.join(missing)}{hint}")
             self.notify(f"this runtime lacks {', '.join(missing)}, which the session imported: "
                         f"cells that import them will fail{hint}")
-        lines += files.put_back(store, record.get("entries") or [])
+        lines += files.put_back(store, record.entries)
         return lines
 
     def log(self, url: str | None = None, storage_options: dict[str, Any] | None = None) -> lineage.CheckpointLog:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import getpass
-import json
 import logging
 import os
 import socket
@@ -25,6 +24,9 @@ import fsspec
 
 from . import credentials
 from .errors import StorageError
+from .lineage import parse
+from .manifest import Manifest
+from .pointer import parse_manifest
 from .store import LATEST, Store
 
 log = logging.getLogger("colab_elastic.sharing")
@@ -63,9 +65,12 @@ def author() -> dict[str, str]:
     return {"id": author_id(), "name": f"{user}@{socket.gethostname()}"}
 
 
-def secrets_found(manifest: dict[str, Any]) -> list[str]:
-    """What in a checkpoint looks like a credential, one line each: where (cell number,
-    variable) and what kind, never the secret. Nothing is unpickled to find out."""
+def secrets_found(manifest: Any) -> list[str]:
+    """What in a checkpoint (a `Manifest` or its JSON form) looks like a credential, one line
+    each: where (cell number, variable) and what kind, never the secret. Nothing is unpickled
+    to find out."""
+    if hasattr(manifest, "to_json"):
+        manifest = manifest.to_json()
     found = []
     graph = manifest.get("graph") if isinstance(manifest.get("graph"), dict) else {}
     for execution in graph.get("executions") or []:
@@ -142,7 +147,8 @@ def export(url: str, path: str, storage_options: dict[str, Any] | None = None,
     credential in its history is said (`notify`) before anything is written."""
     store = Store(url, storage_options)
     pointer, name, body = store.latest_files()
-    manifest = json.loads(body)
+    # Checked first: every blob key is one name under blobs/, so no zip entry can lead out.
+    manifest = parse(parse_manifest(body, name, store.url), store.url)
     found = secrets_found(manifest)
     if found:
         notify(secrets_text(found))
@@ -151,12 +157,10 @@ def export(url: str, path: str, storage_options: dict[str, Any] | None = None,
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as out:
             # Stored values, and the files the reruns need (see `files.carry`).
-            for entry in manifest["groups"] + (manifest.get("files") or {}).get("entries", []):
-                blob = entry.get("blob")
-                if blob:
-                    data = store.read_blob(blob["key"], blob["digest"], int(blob["size"]))
-                    out.writestr(f"blobs/{blob['key']}", data)
-                    total += len(data)
+            for blob in {b.key: b for b in manifest.blobs()}.values():  # groups and files may share one
+                data = store.read_blob(blob.key, blob.digest, blob.size)
+                out.writestr(f"blobs/{blob.key}", data)
+                total += len(data)
             out.writestr(name, body)
             out.writestr(LATEST, pointer)  # last, as in a folder
         os.replace(tmp, path)

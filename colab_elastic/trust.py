@@ -273,9 +273,11 @@ def _bucket_verdict(fs: Any, bucket: str) -> Verdict:
     return Verdict(False, f"it is not signed with your key, and you cannot write to bucket {bucket!r}")
 
 
-def judge(store: Any, manifest: dict[str, Any]) -> Verdict:
-    """Is the checkpoint `manifest`, read from `store`, yours (see the module docstring)?
-    Nothing is written anywhere to find out."""
+def judge(store: Any, manifest: Any) -> Verdict:
+    """Is the checkpoint `manifest` (a `Manifest`, or its JSON form), read from `store`, yours
+    (see the module docstring)? Nothing is written anywhere to find out."""
+    if hasattr(manifest, "to_json"):
+        manifest = manifest.to_json()  # exactly the JSON it was read from (see manifest)
     if verify(manifest):
         return Verdict(True, "it is signed with your key")
     if store.read_only:

@@ -18,6 +18,7 @@ import pytest
 from colab_elastic import ambient, randomness
 from colab_elastic.history import HistoryGraph
 from colab_elastic.planner import Bandwidth, GroupInfo, Plan, plan
+from colab_elastic.manifest import Author, Environment, GroupEntry, Manifest
 from colab_elastic.report import foreign_text, plan_text, restore_text
 from colab_elastic.restore import RestoreReport
 from colab_elastic.recorder import Recorder
@@ -205,7 +206,9 @@ def test_the_plan_and_the_restore_report_name_the_cells_whose_settings_are_repla
     assert Plan.from_json(result.to_json()).settings == (1, 2)
     assert "settings replayed on restore (cells not rerun): 1, 2" in plan_text(result)
     # Someone else's checkpoint says so before it is trusted: settings load extensions, set sys.path.
-    assert "applies the recorded session settings of cells 1, 2" in foreign_text({"plan": result.to_json()})
+    manifest = Manifest("20260101T000000000000-00000001", "", "s", Author("", "ada"), "", Environment(), graph, result,
+                        tuple(GroupEntry(d, {}) for d in result.groups), 3)
+    assert "applies the recorded session settings of cells 1, 2" in foreign_text(manifest)
 
     report = RestoreReport(url="memory://x", checkpoint="c", reruns=[3], settings=[1, 2],
                            unapplied={"cwd (cell 1)": "FileNotFoundError: /content/data"})

