@@ -96,8 +96,11 @@ def table(outcomes: list[Outcome], seconds: dict[str, float]) -> str:
         f"Measured on each value alone, outside colab_elastic, the C pickler round-trips {trips['pickle']} classes equal, "
         f"dill {trips['dill']}, cloudpickle {trips['cloudpickle']}.",
         "",
-        "| library | version | class | detection | round trip | serializer | notes |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "- *alone*: whether the C pickler, dill and cloudpickle each round-trip the value equal on their own",
+        "  (outside colab_elastic): `P D C` for each that does, `-` for each that does not.",
+        "",
+        "| library | version | class | detection | round trip | serializer | alone | notes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for o in sorted(outcomes, key=lambda o: (o.case.library.lower() != "python", o.case.library.lower(), o.case.cls)):
         detection = "n/a" if o.detected is None else "yes" if o.detected else "**MISSED**"
@@ -107,8 +110,9 @@ def table(outcomes: list[Outcome], seconds: dict[str, float]) -> str:
         trip += ", equal" if o.equal else ", **DIFFERS**" if o.equal is False else ", not compared"
         notes = "; ".join(x for x in (o.why(), o.case.note, KNOWN_FAILING.get(o.case.id, "")) if x)
         serializer = o.serializer if o.serializer in ("pickle", "dill") else "-"
+        alone = " ".join(k if o.trips.get(n) == "equal" else "-" for n, k in (("pickle", "P"), ("dill", "D"), ("cloudpickle", "C")))
         out.append(f"| {o.case.library} | {version(o.case.library)} | {o.case.cls} | {detection} | {trip} | "
-                   f"{serializer} | {notes.replace('|', '/')} |")
+                   f"{serializer} | {alone} | {notes.replace('|', '/')} |")
     out += ["", "## Speed of each serializer path on a large container", "",
             "A dict of 100,000 small notebook objects (`rows`), and one of 100,000 `mappingproxy` objects",
             "that the C pickler refuses (`odd`: each goes to dill on its own).", "", *speed(), "",
