@@ -20,8 +20,9 @@ cleanly and the group is recomputed instead.
 What the C pickler refuses (a class or function defined inside a function, a lambda held by
 a module, `types.MappingProxyType`, a lock inside an object...) is handed, object by object,
 to dill when dill is installed (Colab ships it): that object alone becomes a nested dill
-pickle, the rest of the group stays on the C pickler. dill is tried before a value is
-declared recompute-only; what dill refuses too (generators, frames) still fails the group.
+pickle, the rest of the group stays on the C pickler; what dill refuses goes to cloudpickle
+the same way, when installed. Both are tried before a value is declared recompute-only;
+what they refuse too (generators, frames) still fails the group.
 An object inside such a nested pickle that is also referenced from outside it comes back as
 a copy there; the notebook rules above apply inside it as well.
 """
@@ -38,6 +39,7 @@ import marshal
 import pickle
 import sys
 import types
+import warnings
 from typing import Any, BinaryIO, Mapping
 
 _PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -56,7 +58,10 @@ def has_dill() -> bool:
 
 def _importable(obj: Any) -> bool:
     """Would pickle find this class or function again by its module and qualified name?"""
-    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    name = getattr(obj, "__module__", None)
+    if name is None:
+        return False  # pickle would search every module for it (sympy's lambdify functions)
+    module = sys.modules.get(name)
     if module is None:
         return True  # not imported here: pickle imports it, or says why not
     value: Any = module
@@ -116,16 +121,56 @@ class _Pickler(pickle.Pickler):
 
 
 def _by_dill(obj: Any, namespace: Mapping[str, Any]) -> tuple[Any, tuple[bytes]]:
-    """`obj` as a nested dill pickle (the notebook rules still apply inside it)."""
+    """`obj` as a nested dill pickle (the notebook rules still apply inside it); where dill
+    fails too, a nested cloudpickle pickle if cloudpickle is installed (sympy's `lambdify`
+    functions: dill looks their numpy ufuncs up in `__main__`)."""
     buffer = io.BytesIO()
-    _dill_classes()[0](buffer, namespace).dump(obj)
-    return _from_dill, (buffer.getvalue(),)
+    try:
+        _dill_classes()[0](buffer, namespace).dump(obj)
+        return _from_dill, (buffer.getvalue(),)
+    except (*_REFUSED, RecursionError, Warning) as exc:  # dill warns, then fails, on some cycles
+        cloud = _cloud_pickler()
+        if cloud is None:
+            raise
+        buffer = io.BytesIO()
+        try:
+            cloud(buffer, namespace).dump(obj)
+        except _REFUSED:
+            raise exc from None
+        return _from_cloudpickle, (buffer.getvalue(),)
+
+
+@functools.cache
+def _cloud_pickler() -> type | None:
+    """cloudpickle's (C) Pickler with the notebook rules, or None without cloudpickle."""
+    try:
+        import cloudpickle
+    except ImportError:
+        return None
+
+    class CloudPickler(cloudpickle.Pickler):  # type: ignore[misc, name-defined]
+        def __init__(self, file: BinaryIO, namespace: Mapping[str, Any]) -> None:
+            super().__init__(file, protocol=5)
+            self.namespace = namespace
+            self.shared_roots: dict[int, Any] = {}
+
+        notebook_rule = _Pickler.notebook_rule
+
+        def reducer_override(self, obj: Any) -> Any:
+            rule = self.notebook_rule(obj)
+            return rule if rule is not NotImplemented else super().reducer_override(obj)
+
+    return CloudPickler
 
 
 @functools.cache
 def _dill_classes() -> tuple[type, type]:
     """dill's Pickler and Unpickler with the notebook rules, made on first use."""
     import dill
+
+    # dill warns before it fails on some self-referencing functions: the failure is handled
+    # (cloudpickle, or the value is recomputed), the warning would only reach the user's cell.
+    warnings.filterwarnings("ignore", category=dill.PicklingWarning)
 
     class DillPickler(dill.Pickler):  # type: ignore[misc, name-defined]
         def __init__(self, file: BinaryIO, namespace: Mapping[str, Any]) -> None:
@@ -261,6 +306,10 @@ def _notebook_attribute(namespace: dict[str, Any], qualname: str) -> Any:
     return value
 
 
+def _from_cloudpickle(namespace: dict[str, Any], data: bytes) -> Any:
+    return _Unpickler(io.BytesIO(data), namespace).load()
+
+
 def _from_dill(namespace: dict[str, Any], data: bytes) -> Any:
     try:
         unpickler = _dill_classes()[1]
@@ -270,7 +319,7 @@ def _from_dill(namespace: dict[str, Any], data: bytes) -> Any:
 
 
 _BOUND = {"_rebuild_function": _rebuild_function, "_notebook_attribute": _notebook_attribute,
-          "_from_dill": _from_dill}
+          "_from_dill": _from_dill, "_from_cloudpickle": _from_cloudpickle}
 
 
 def _bound_class(namespace: dict[str, Any], module: str, name: str) -> Any:

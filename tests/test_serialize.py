@@ -205,3 +205,13 @@ def test_what_dill_refuses_too_still_fails():
     namespace = notebook("def count():\n    yield 1\nclass Box:\n    pass\nbox = Box()\nbox.gen = count()\n")
     with pytest.raises((TypeError, pickle.PicklingError)):
         dump_group({"box": namespace["box"]}, io.BytesIO(), namespace)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mpmath 1.4 warns when pickle's module scan touches it
+def test_what_dill_refuses_goes_to_cloudpickle():
+    sympy = pytest.importorskip("sympy")
+    namespace = notebook()
+    x = sympy.Symbol("x")
+    namespace["square"] = sympy.lambdify(x, sympy.besselj(0, x) + x**2)  # dill fails on scipy's ufuncs
+    loaded = round_trip({"square": namespace["square"]}, namespace)
+    assert loaded["square"](3.0) == namespace["square"](3.0)

@@ -20,6 +20,7 @@ from tests.coverage.known import KNOWN_FAILING
 from tests.coverage.runner import Outcome, run_group
 from tests.coverage.test_coverage import importable
 
+PATHS = ("pickle", "dill", "cloudpickle")  # colab_elastic's serializer: the C pickler, then its fallbacks
 DOC = Path(__file__).resolve().parents[2] / "docs" / "coverage.md"
 
 
@@ -70,7 +71,7 @@ def table(outcomes: list[Outcome], seconds: dict[str, float]) -> str:
     stack = f"Python {sys.version.split()[0]}, IPython {IPython.__version__}"
     counts = Counter(o.status for o in outcomes)
     libraries = sorted({o.case.library for o in outcomes})
-    paths = Counter(o.serializer if o.serializer in ("pickle", "dill") else "neither" for o in outcomes)
+    paths = Counter(o.serializer if o.serializer in PATHS else "neither" for o in outcomes)
     trips = {name: sum(o.trips.get(name) == "equal" for o in outcomes) for name in ("pickle", "dill", "cloudpickle")}
     out = [
         "# Coverage: what survives a disconnect",
@@ -90,9 +91,11 @@ def table(outcomes: list[Outcome], seconds: dict[str, float]) -> str:
         "  `spurious` when a cell that only reads it is recorded as changing it too.",
         "- *round trip*: `stored` (serialized and loaded), `recomputed` (its cells rerun), then `equal` or `DIFFERS`.",
         "- *serializer*: the path colab_elastic's serializer takes for the value: `pickle` (the C pickler),",
-        "  `dill` (a part the C pickler refuses, pickled by dill), or `-` (neither).",
+        "  `dill` (a part the C pickler refuses, pickled by dill), `cloudpickle` (a part dill refuses too),",
+        "  or `-` (none: the value is recomputed).",
         "",
-        f"Serializer paths: C pickler {paths['pickle']} classes, dill fallback {paths['dill']}, neither {paths['neither']}. "
+        f"Serializer paths: C pickler {paths['pickle']} classes, dill fallback {paths['dill']}, "
+        f"cloudpickle fallback {paths['cloudpickle']}, neither {paths['neither']}. "
         f"Measured on each value alone, outside colab_elastic, the C pickler round-trips {trips['pickle']} classes equal, "
         f"dill {trips['dill']}, cloudpickle {trips['cloudpickle']}.",
         "",
@@ -109,7 +112,7 @@ def table(outcomes: list[Outcome], seconds: dict[str, float]) -> str:
         trip = {"store": "stored", "recompute": "recomputed"}.get(o.action, o.action or "?")
         trip += ", equal" if o.equal else ", **DIFFERS**" if o.equal is False else ", not compared"
         notes = "; ".join(x for x in (o.why(), o.case.note, KNOWN_FAILING.get(o.case.id, "")) if x)
-        serializer = o.serializer if o.serializer in ("pickle", "dill") else "-"
+        serializer = o.serializer if o.serializer in PATHS else "-"
         alone = " ".join(k if o.trips.get(n) == "equal" else "-" for n, k in (("pickle", "P"), ("dill", "D"), ("cloudpickle", "C")))
         out.append(f"| {o.case.library} | {version(o.case.library)} | {o.case.cls} | {detection} | {trip} | "
                    f"{serializer} | {alone} | {notes.replace('|', '/')} |")

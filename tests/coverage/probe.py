@@ -170,13 +170,14 @@ def round_trips(value: Any, state: str | None, namespace: dict[str, Any]) -> dic
 
 def stored_by(value: Any, name: str, namespace: dict[str, Any]) -> str:
     """Which path colab_elastic's serializer takes for this value alone: 'pickle' (the C
-    pickler), 'dill' (a nested dill pickle for some part) or why it fails."""
+    pickler), 'dill' or 'cloudpickle' (a nested pickle for some part), or why it fails."""
     try:
         from colab_elastic.serialize import dump_group
 
         buffer = io.BytesIO()
         dump_group({name: value}, buffer, namespace)
-        return "dill" if b"_from_dill" in buffer.getvalue() else "pickle"
+        data = buffer.getvalue()
+        return "cloudpickle" if b"_from_cloudpickle" in data else "dill" if b"_from_dill" in data else "pickle"
     except BaseException as exc:  # noqa: BLE001
         return _error(exc)
 
