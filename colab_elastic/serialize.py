@@ -24,7 +24,8 @@ pickle, the rest of the group stays on the C pickler; what dill refuses goes to 
 the same way, when installed. Both are tried before a value is declared recompute-only;
 what they refuse too (generators, frames) still fails the group.
 An object inside such a nested pickle that is also referenced from outside it comes back as
-a copy there; the notebook rules above apply inside it as well.
+a copy there, and a class pickled that way (one defined inside a function) comes back as a
+new class; the notebook rules above apply inside it as well.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ _PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _BUILTINS = "builtins.__dict__"  # the persistent id of the builtins namespace
 # What the C pickler's own reduction refuses (any of these means "try dill").
 _REFUSED = (TypeError, pickle.PicklingError, AttributeError, NotImplementedError)
-# Types whose pickling the C pickler does itself, never through `__reduce_ex__`.
-_NATIVE = (types.BuiltinFunctionType, types.MethodType, types.ModuleType, pickle.PickleBuffer)
+# Types whose pickling the C pickler does itself, never through `__reduce_ex__`; and a
+# memoryview, which dill would store as a copy, cut off from the memory it is a view of.
+_NATIVE = (types.BuiltinFunctionType, types.MethodType, types.ModuleType, pickle.PickleBuffer, memoryview)
 
 
 @functools.cache
