@@ -16,37 +16,96 @@ things a notebook defines, none of which stdlib pickle or cloudpickle gets right
 
 Code objects are only valid on the Python that compiled them: loading one elsewhere fails
 cleanly and the group is recomputed instead.
+
+What the C pickler refuses (a class or function defined inside a function, a lambda held by
+a module, `types.MappingProxyType`, a lock inside an object...) is handed, object by object,
+to dill when dill is installed (Colab ships it): that object alone becomes a nested dill
+pickle, the rest of the group stays on the C pickler; what dill refuses goes to cloudpickle
+the same way, when installed. Both are tried before a value is declared recompute-only;
+what they refuse too (generators, frames) still fails the group.
+An object inside such a nested pickle that is also referenced from outside it comes back as
+a copy there, and a class pickled that way (one defined inside a function) comes back as a
+new class; the notebook rules above apply inside it as well.
 """
 
 from __future__ import annotations
 
 import builtins
+import copyreg
 import functools
 import importlib
+import importlib.util
 import io
 import marshal
 import pickle
 import sys
 import types
+import warnings
 from typing import Any, BinaryIO, Mapping
 
 _PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _BUILTINS = "builtins.__dict__"  # the persistent id of the builtins namespace
+# What the C pickler's own reduction refuses (any of these means "try dill").
+_REFUSED = (TypeError, pickle.PicklingError, AttributeError, NotImplementedError)
+# Types whose pickling the C pickler does itself, never through `__reduce_ex__`; and a
+# memoryview, which dill would store as a copy, cut off from the memory it is a view of.
+_NATIVE = (types.BuiltinFunctionType, types.MethodType, types.ModuleType, pickle.PickleBuffer, memoryview)
+
+
+@functools.cache
+def has_dill() -> bool:
+    """Is the dill fallback available (found without importing it: it costs ~50 ms)?"""
+    return "dill" in sys.modules or importlib.util.find_spec("dill") is not None
+
+
+def _importable(obj: Any) -> bool:
+    """Would pickle find this class or function again by its module and qualified name?"""
+    name = getattr(obj, "__module__", None)
+    if name is None:
+        return False  # pickle would search every module for it (sympy's lambdify functions)
+    module = sys.modules.get(name)
+    if module is None:
+        return True  # not imported here: pickle imports it, or says why not
+    value: Any = module
+    for part in getattr(obj, "__qualname__", "").split("."):
+        value = getattr(value, part, None)
+    return value is obj
 
 
 class _Pickler(pickle.Pickler):
-    def __init__(self, file: BinaryIO, namespace: Mapping[str, Any], shared_roots: dict[int, Any]) -> None:
+    def __init__(self, file: BinaryIO, namespace: Mapping[str, Any], shared_roots: dict[int, Any],
+                 fallback: bool = False) -> None:
         super().__init__(file, protocol=5)
         self.namespace = namespace
         self.shared_roots = shared_roots
+        self.fallback = fallback
 
     def reducer_override(self, obj: Any) -> Any:
+        rule = self.notebook_rule(obj)
+        if rule is NotImplemented and self.fallback:
+            return self.reduce_or_dill(obj)
+        return rule
+
+    def reduce_or_dill(self, obj: Any) -> Any:
+        """What the C pickler would do with `obj`, or a nested dill pickle where it would refuse.
+        The reduction is computed once, here: the C pickler uses what this returns."""
+        kind = type(obj)
+        if isinstance(obj, _NATIVE) or copyreg.dispatch_table.get(kind) is not None:
+            return NotImplemented
+        if isinstance(obj, (type, types.FunctionType)):
+            return NotImplemented if _importable(obj) else _by_dill(obj, self.namespace)
+        try:
+            return obj.__reduce_ex__(5)
+        except _REFUSED:
+            return _by_dill(obj, self.namespace)
+
+    def notebook_rule(self, obj: Any) -> Any:
         if self.shared_roots and type(obj).__name__ == "ndarray" and obj.base is not None:
             root = _memory_root(obj)
             if id(root) in self.shared_roots and root is not obj:
                 start = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
                 return _array_view, (root, start, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
-        if self.shared_roots.get(id(obj)) is obj and (obj.flags.c_contiguous or obj.flags.f_contiguous):
+        if self.shared_roots and self.shared_roots.get(id(obj)) is obj and (obj.flags.c_contiguous or obj.flags.f_contiguous):
             # The owner of shared memory: numpy's own pickle loads it as a view of a hidden
             # buffer, so it must come back owning its data (and be the `.base` of its views).
             return _owned_array, (pickle.PickleBuffer(obj), obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
@@ -54,13 +113,88 @@ class _Pickler(pickle.Pickler):
             return importlib.import_module, (obj.__name__,)
         if isinstance(obj, types.FunctionType) and obj.__globals__ is self.namespace:
             return _rebuild_function, _function_state(obj)
-        if isinstance(obj, type) and obj.__module__ == "__main__":
+        if isinstance(obj, type) and obj.__module__ == "__main__" and "<locals>" not in obj.__qualname__:
             if _lookup(self.namespace, obj.__qualname__) is not obj:
                 raise pickle.PicklingError(
                     f"class {obj.__qualname__} was redefined after this value was created"
                 )
             return _notebook_attribute, (obj.__qualname__,)
         return NotImplemented
+
+
+def _by_dill(obj: Any, namespace: Mapping[str, Any]) -> tuple[Any, tuple[bytes]]:
+    """`obj` as a nested dill pickle (the notebook rules still apply inside it); where dill
+    fails too, a nested cloudpickle pickle if cloudpickle is installed (sympy's `lambdify`
+    functions: dill looks their numpy ufuncs up in `__main__`)."""
+    buffer = io.BytesIO()
+    try:
+        _dill_classes()[0](buffer, namespace).dump(obj)
+        return _from_dill, (buffer.getvalue(),)
+    except (*_REFUSED, RecursionError, Warning) as exc:  # dill warns, then fails, on some cycles
+        cloud = _cloud_pickler()
+        if cloud is None:
+            raise
+        buffer = io.BytesIO()
+        try:
+            cloud(buffer, namespace).dump(obj)
+        except _REFUSED:
+            raise exc from None
+        return _from_cloudpickle, (buffer.getvalue(),)
+
+
+@functools.cache
+def _cloud_pickler() -> type | None:
+    """cloudpickle's (C) Pickler with the notebook rules, or None without cloudpickle."""
+    try:
+        import cloudpickle
+    except ImportError:
+        return None
+
+    class CloudPickler(cloudpickle.Pickler):  # type: ignore[misc, name-defined]
+        def __init__(self, file: BinaryIO, namespace: Mapping[str, Any]) -> None:
+            super().__init__(file, protocol=5)
+            self.namespace = namespace
+            self.shared_roots: dict[int, Any] = {}
+
+        notebook_rule = _Pickler.notebook_rule
+
+        def reducer_override(self, obj: Any) -> Any:
+            rule = self.notebook_rule(obj)
+            return rule if rule is not NotImplemented else super().reducer_override(obj)
+
+    return CloudPickler
+
+
+@functools.cache
+def _dill_classes() -> tuple[type, type]:
+    """dill's Pickler and Unpickler with the notebook rules, made on first use."""
+    import dill
+
+    # dill warns before it fails on some self-referencing functions: the failure is handled
+    # (cloudpickle, or the value is recomputed), the warning would only reach the user's cell.
+    warnings.filterwarnings("ignore", category=dill.PicklingWarning)
+
+    class DillPickler(dill.Pickler):  # type: ignore[misc, name-defined]
+        def __init__(self, file: BinaryIO, namespace: Mapping[str, Any]) -> None:
+            super().__init__(file, protocol=5)
+            self.namespace = namespace
+            self.shared_roots: dict[int, Any] = {}
+
+        notebook_rule = _Pickler.notebook_rule
+
+        def reducer_override(self, obj: Any) -> Any:
+            return self.notebook_rule(obj)
+
+    class DillUnpickler(dill.Unpickler):  # type: ignore[misc, name-defined]
+        def __init__(self, file: BinaryIO, namespace: dict[str, Any]) -> None:
+            super().__init__(file)
+            self.namespace = namespace
+
+        def find_class(self, module: str, name: str) -> Any:
+            found = _bound_class(self.namespace, module, name)
+            return found if found is not None else super().find_class(module, name)
+
+    return DillPickler, DillUnpickler
 
 
 class _NamespacePickler(_Pickler):
@@ -174,7 +308,29 @@ def _notebook_attribute(namespace: dict[str, Any], qualname: str) -> Any:
     return value
 
 
-_BOUND = {"_rebuild_function": _rebuild_function, "_notebook_attribute": _notebook_attribute}
+def _from_cloudpickle(namespace: dict[str, Any], data: bytes) -> Any:
+    return _Unpickler(io.BytesIO(data), namespace).load()
+
+
+def _from_dill(namespace: dict[str, Any], data: bytes) -> Any:
+    try:
+        unpickler = _dill_classes()[1]
+    except ImportError as exc:
+        raise pickle.UnpicklingError("this value was stored by dill, which is not installed here") from exc
+    return unpickler(io.BytesIO(data), namespace).load()
+
+
+_BOUND = {"_rebuild_function": _rebuild_function, "_notebook_attribute": _notebook_attribute,
+          "_from_dill": _from_dill, "_from_cloudpickle": _from_cloudpickle}
+
+
+def _bound_class(namespace: dict[str, Any], module: str, name: str) -> Any:
+    """What `find_class` resolves against the restoring namespace, or None."""
+    if module == __name__ and name in _BOUND:
+        return functools.partial(_BOUND[name], namespace)
+    if module == "__main__":
+        return _notebook_attribute(namespace, name)
+    return None
 
 
 class _Unpickler(pickle.Unpickler):
@@ -188,17 +344,14 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unknown reference {pid!r}")
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == __name__ and name in _BOUND:
-            return functools.partial(_BOUND[name], self.namespace)
-        if module == "__main__":
-            return _notebook_attribute(self.namespace, name)
-        return super().find_class(module, name)
+        found = _bound_class(self.namespace, module, name)
+        return found if found is not None else super().find_class(module, name)
 
 
 def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any]) -> None:
     """Write one group (name -> value) as one pickle, so shared objects stay shared."""
     pickler = _NamespacePickler if _holds_builtins(values) else _Pickler
-    pickler(file, namespace, _shared_roots(values)).dump(dict(values))
+    pickler(file, namespace, _shared_roots(values), fallback=has_dill()).dump(dict(values))
 
 
 def load_group(data: bytes | BinaryIO, namespace: dict[str, Any]) -> dict[str, Any]:

@@ -182,3 +182,36 @@ def test_the_builtins_namespace_is_stored_by_reference():
 def test_blob_that_is_not_a_group_is_rejected():
     with pytest.raises(pickle.UnpicklingError, match="group"):
         load_group(pickle.dumps([1, 2]), notebook())
+
+
+def test_what_the_c_pickler_refuses_goes_to_dill_object_by_object():
+    old = notebook(
+        "import threading, types\nK = 1\n"
+        "def make():\n    class Local:\n        def __init__(self, v):\n            self.v = v\n"
+        "        def get(self):\n            return self.v + K\n    return Local\n"
+        "class Holder:\n    pass\n"
+        "obj = make()(3)\nproxy = types.MappingProxyType({'a': [1]})\n"
+        "holder = Holder()\nholder.lock = threading.Lock()\nholder.rows = [1, 2]\nholder.lock.acquire()\n")
+    values = {n: old[n] for n in ("obj", "proxy", "holder")}
+    new = notebook("K = 10\nclass Holder:\n    pass\n")
+    loaded = round_trip(values, old, new)
+    assert loaded["obj"].get() == 13  # a local class by value, its method reads the new globals
+    assert dict(loaded["proxy"]) == {"a": [1]}
+    assert isinstance(loaded["holder"], new["Holder"]) and loaded["holder"].rows == [1, 2]
+    assert loaded["holder"].lock.locked()
+
+
+def test_what_dill_refuses_too_still_fails():
+    namespace = notebook("def count():\n    yield 1\nclass Box:\n    pass\nbox = Box()\nbox.gen = count()\n")
+    with pytest.raises((TypeError, pickle.PicklingError)):
+        dump_group({"box": namespace["box"]}, io.BytesIO(), namespace)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # mpmath 1.4 warns when pickle's module scan touches it
+def test_what_dill_refuses_goes_to_cloudpickle():
+    sympy = pytest.importorskip("sympy")
+    namespace = notebook()
+    x = sympy.Symbol("x")
+    namespace["square"] = sympy.lambdify(x, sympy.besselj(0, x) + x**2)  # dill fails on scipy's ufuncs
+    loaded = round_trip({"square": namespace["square"]}, namespace)
+    assert loaded["square"](3.0) == namespace["square"](3.0)

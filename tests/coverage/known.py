@@ -1,0 +1,21 @@
+"""Cases known to fail, with the reason: listed in the table, expected to fail in the tests.
+
+Keyed by case id. A case that starts passing makes its test XPASS (not an error): remove it here.
+Each is a detection gap of the fingerprint (colab_elastic/fingerprint*.py): the changing cell is
+not recorded as writing the variable. The value still comes back equal when the plan stores
+it (it is stored as it is at the checkpoint), but a plan that recomputes it would rerun the
+cell that created it without the change.
+"""
+
+from __future__ import annotations
+
+KNOWN_FAILING: dict[str, str] = {
+    "list_iterator": "next() on a list iterator is not seen: its position is not part of the fingerprint",
+    "map": "next() on a map object is not seen: its position is not part of the fingerprint",
+    "peekable": "next() on more_itertools.peekable is not seen (it wraps an iterator whose position is invisible)",
+    "logger": "Logger.setLevel() is not seen: a Logger reduces to getLogger(name), so its level is not fingerprinted",
+    "arrow_str": "writing into a string[pyarrow] Series is not seen (the Arrow buffers are not hashed)",
+    "tensor_view": ("a change made through the base tensor is not seen in its view (shared storage is not followed); "
+                    "it is recorded against the next cell that reads the view (seen in 2 runs of 3)"),
+    "tqdm": "tqdm.update() is not seen (tqdm reduces to its constructor arguments, not its count)",
+}
