@@ -75,6 +75,8 @@ _LIVE_ITERATORS = tuple({
                       collections.OrderedDict().values(), collections.OrderedDict().items())
 } | {type(iter(set()))})
 
+_LOGGER_REASON = "a logger pickles by its name only: its cells set its level and handlers again"
+
 # What a class body defines as behaviour rather than data.
 _CLASS_BEHAVIOUR = (types.FunctionType, staticmethod, classmethod, property, *_LEAF_CALLABLES)
 
@@ -135,6 +137,8 @@ class _Walk(ArrayHashing):
         self.complete = True
         self.unpicklable: str | None = None
         self.comparable = True
+        logging = sys.modules.get("logging")
+        self.logger = logging.Logger if logging is not None else None
         self.budget = budget
         self.is_notebook_defined = is_notebook_defined
         self.init_arrays()
@@ -220,6 +224,17 @@ class _Walk(ArrayHashing):
 
         if self.ndarray is not None and isinstance(obj, self.ndarray):
             return self.visit_ndarray(obj)
+        if self.logger is not None and isinstance(obj, self.logger):
+            # Pickled by name only: a restored logger is the new runtime's, at its defaults. Its
+            # level, handlers and filters are what cells change: seen here, rebuilt by a rerun.
+            self.unpicklable = self.unpicklable or _LOGGER_REASON
+            # Not its `manager` and `parent`: they reach every logger of the process.
+            self.tag(f"logger {obj.name} {obj.level} {obj.propagate} {obj.disabled}")
+            for handler in list(obj.handlers):
+                formatter = getattr(handler, "formatter", None)
+                self.tag(f"handler {_type_name(type(handler))} {getattr(handler, 'level', '')} "
+                         f"{getattr(formatter, '_fmt', '')}")
+            return [(list(obj.filters), False)]
         reason = unpicklable_reason(obj)
         if reason is not None:
             self.unpicklable = self.unpicklable or reason
@@ -468,8 +483,16 @@ def _instance_state(obj: Any) -> list[Any] | None:
 _PLAIN_REDUCE = {getattr(object, name) for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(object, name)}
 
 
+# Builtin iterators keep their position in C, where a walk cannot see it; their `__reduce__`
+# says it (`next(it)` is a change). Not itertools': pickling them is deprecated (3.12+ warns).
+_POSITIONED = frozenset({type(iter([])), type(iter(())), type(iter(range(0))), type(iter("")), type(iter(b"")),
+                         type(reversed([])), map, filter, zip, enumerate})
+
+
 def _has_custom_reduce(t: type) -> bool:
     """Does this type say itself how it pickles (rather than pickling its `__dict__`)?"""
+    if t in _POSITIONED:
+        return True
     if t.__module__ == "builtins" or issubclass(t, BaseException):
         return False
     return any(getattr(t, name, None) not in _PLAIN_REDUCE for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(t, name))

@@ -403,3 +403,25 @@ def test_moving_items_between_nested_containers_changes_content(before, after):
     # `x[0].append(2); x.pop()` turns [[1], 2] into [[1, 2]]: without container lengths in the
     # hash, both read alike and the change went unseen.
     assert content(before) != content(after)
+
+
+@pytest.mark.parametrize("make", [lambda: iter([1, 2, 3]), lambda: iter((1, 2, 3)), lambda: iter(range(3)),
+                                  lambda: map(str, [1, 2, 3]), lambda: enumerate("abc"), lambda: reversed([1, 2, 3])])
+def test_next_on_a_builtin_iterator_changes_content(make):
+    it = make()
+    before = content(it)
+    assert content(it) == before
+    next(it)
+    assert content(it) != before
+
+
+def test_a_logger_level_change_is_seen_and_the_logger_is_rebuilt_not_stored():
+    import logging
+
+    logger = logging.getLogger("colab_elastic.tests.fingerprint")
+    logger.setLevel(logging.WARNING)
+    before = fingerprint(logger)
+    logger.setLevel(logging.DEBUG)
+    after = fingerprint(logger)
+    assert after.content != before.content
+    assert after.unpicklable and "logger" in after.unpicklable  # pickle would bring back the defaults
