@@ -6,11 +6,12 @@ recompute; `%elastic restore` brings the session back on a new runtime.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from ._version import __version__
 from .checkpoint import CheckpointResult
-from .errors import ElasticError, ElasticWarning
+from .errors import ElasticError, ElasticWarning, NotInIPythonError
 from .planner import Plan
 from .restore import RestoreReport
 
@@ -29,11 +30,19 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
-def checkpoint(url: str | None = None, **storage_options: Any) -> CheckpointResult:
-    """Checkpoint the running session to `url` (default: the session's location)."""
+def _current() -> Any:
+    """The extension loaded in the running IPython shell (a one-line error in plain Python,
+    where IPython need not even be installed: it is not one of our requirements)."""
+    if importlib.util.find_spec("IPython") is None:
+        raise NotInIPythonError("colab_elastic needs an IPython or Jupyter session (IPython is not installed here)")
     from .extension import current
 
-    return current().session.checkpoint(url, storage_options)
+    return current()
+
+
+def checkpoint(url: str | None = None, **storage_options: Any) -> CheckpointResult:
+    """Checkpoint the running session to `url` (default: the session's location)."""
+    return _current().session.checkpoint(url, storage_options)
 
 
 def restore(url: str | None = None, *, trust: bool = False, strict: bool = False,
@@ -42,23 +51,17 @@ def restore(url: str | None = None, *, trust: bool = False, strict: bool = False
     someone else at a place you cannot write to runs their code: pass `trust=True` to accept it.
     `strict=True` raises RestoreVerificationError (its `report` is the restore) when anything
     is not back as it was."""
-    from .extension import current
-
-    return current().session.restore(url, storage_options, trust=trust, strict=strict)
+    return _current().session.restore(url, storage_options, trust=trust, strict=strict)
 
 
 def export(path: str, url: str | None = None, **storage_options: Any) -> int:
     """Write the newest checkpoint at `url` (default: this session's) into one .zip file."""
-    from .extension import current
-
-    return current().session.export(path, url, storage_options)
+    return _current().session.export(path, url, storage_options)
 
 
 def plan(url: str | None = None, **storage_options: Any) -> Plan:
     """What a checkpoint to `url` would store and recompute (nothing is written)."""
-    from .extension import current
-
-    return current().session.plan(url, storage_options)
+    return _current().session.plan(url, storage_options)
 
 
 __all__ = [
