@@ -15,8 +15,6 @@ from typing import Callable
 
 from .errors import ElasticError
 
-# debugpy (in ipykernel 6 on Python 3.12+) warns on the kernel's stderr about frozen modules.
-KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 # What the demo's kernels need beyond colab_elastic's own requirements (the `demo` extra).
 DEMO_PACKAGES = {"jupyter_client": "jupyter_client", "ipykernel": "ipykernel", "numpy": "numpy"}
 
@@ -83,7 +81,7 @@ def run_demo(folder: str | None = None, echo: Callable[[str], None] = print) -> 
 
     echo("\n1. A kernel runs a notebook with the extension loaded")
     started = time.perf_counter()
-    first = Kernel(cwd=folder, env=KERNEL_ENV)
+    first = Kernel(cwd=folder)
     try:
         for i, code in enumerate(DEMO_CELLS, 1):
             t = time.perf_counter()
@@ -109,7 +107,7 @@ def run_demo(folder: str | None = None, echo: Callable[[str], None] = print) -> 
         raise
 
     echo("\n4. A new kernel: %load_ext colab_elastic, %elastic restore")
-    second = Kernel(cwd=folder, env=KERNEL_ENV)
+    second = Kernel(cwd=folder)
     try:
         second.run("%load_ext colab_elastic").raise_for_error()
         t = time.perf_counter()

@@ -73,7 +73,7 @@ CLI_CASES = [
 
 @pytest.mark.parametrize("argv, says", CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
 def test_cli_bad_argument_is_one_line(workdir, forbidding_gcs, argv, says):
-    env = {**os.environ, "STORAGE_EMULATOR_HOST": forbidding_gcs, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": forbidding_gcs}
     run = subprocess.run([sys.executable, "-m", "colab_elastic.cli", *argv], cwd=workdir, capture_output=True,
                          text=True, timeout=120, env=env)
     out = run.stdout + run.stderr
@@ -119,8 +119,7 @@ MAGIC_CASES = [
 def magic_kernel(tmp_path_factory):
     folder = tmp_path_factory.mktemp("magics")
     (folder / "afile").write_text("not a checkpoint folder\n")
-    kernel = Kernel(cwd=str(folder), env={"COLAB_ELASTIC_URL": str(folder / "default"), "COLAB_ELASTIC_AUTO": "off",
-                                          "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    kernel = Kernel(cwd=str(folder), env={"COLAB_ELASTIC_URL": str(folder / "default"), "COLAB_ELASTIC_AUTO": "off"})
     try:
         kernel.run("%load_ext colab_elastic").raise_for_error()
         kernel.run("x = 1").raise_for_error()

@@ -14,7 +14,7 @@ from tests.kernels import Kernel, restore_in_new_kernel
 
 pytestmark = pytest.mark.kernel
 
-QUIET = {"COLAB_ELASTIC_AUTO": "off", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+QUIET = {"COLAB_ELASTIC_AUTO": "off"}
 LOADED = ["import matplotlib.pyplot as plt", "fig, ax = plt.subplots()\nax.plot([1, 2, 3])"]
 # A generator in the same cell: the cell is rerun on restore, and the figure with it.
 RERUN = ["import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2, 3])\nrows = (i for i in range(3))"]

@@ -41,7 +41,7 @@ def _assert_final(bars: dict[str, str], everything: str) -> None:
 @pytest.mark.kernel
 def test_a_saved_notebook_shows_each_bar_once_finished(tmp_path, monkeypatch):
     monkeypatch.setenv("COLAB_ELASTIC_PROGRESS", "auto")
-    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    monkeypatch.setenv("COLAB_ELASTIC_AUTO", "off")
     url = str(tmp_path / "ckpt")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.format(url=url)) for c in CELLS])
     NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -54,8 +54,7 @@ def test_a_saved_notebook_shows_each_bar_once_finished(tmp_path, monkeypatch):
 
 @pytest.mark.kernel
 def test_a_jupyter_client_reader_sees_the_finished_bar(tmp_path):
-    with Kernel(cwd=str(tmp_path), env={"COLAB_ELASTIC_PROGRESS": "auto", "COLAB_ELASTIC_AUTO": "off",
-                                        "PYDEVD_DISABLE_FILE_VALIDATION": "1"}) as kernel:
+    with Kernel(cwd=str(tmp_path), env={"COLAB_ELASTIC_PROGRESS": "auto", "COLAB_ELASTIC_AUTO": "off"}) as kernel:
         outs = [kernel.run(c.format(url=tmp_path / "ckpt")) for c in CELLS]
     for out in outs:
         out.raise_for_error()
