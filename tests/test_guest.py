@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,12 @@ QUIET_PIP = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
 def _venv(python: Path) -> Path:
     if not python.exists():
         pytest.skip(f"{python.parents[1]} is built by .ci/run")
+    # What these tests check does not depend on the stack running pytest: once per suite, on
+    # the stack with the venv's Python (the colab one).
+    stamp = python.parents[1] / "stamp"
+    here = ".".join(map(str, sys.version_info[:3]))
+    if stamp.exists() and stamp.read_text().split()[0] != here:
+        pytest.skip(f"runs on the stack of {python.parents[1]}'s Python (this is {here})")
     return python
 
 
@@ -77,3 +84,30 @@ def test_the_command_line_works_without_jupyter(tmp_path):
     assert api.stderr.strip().splitlines()[-1] == (
         "colab_elastic.errors.NotInIPythonError: colab_elastic needs an IPython or Jupyter session "
         "(IPython is not installed here)"), api.stderr
+
+
+def test_the_extension_runs_on_colabs_pinned_versions(tmp_path):
+    """Checkpoint, disconnect, restore, in kernels of the Colab venv (its fsspec, tqdm, networkx,
+    xxhash, traitlets, jupyter_client and ipywidgets, not the newest ones the colab stack has)."""
+    python = _venv(FREEZE)
+    script = f"""
+from colab_elastic.kernel import Kernel
+url = {str(tmp_path / "ckpt")!r}
+env = {{"COLAB_ELASTIC_AUTO": "off", "COLAB_ELASTIC_PROGRESS": "auto"}}
+first = Kernel(cwd={str(tmp_path)!r}, env=env)
+try:
+    for code in ["%load_ext colab_elastic", "squares = {{i: i * i for i in range(1000)}}", "%elastic checkpoint " + url]:
+        first.run(code).raise_for_error()
+finally:
+    first.kill()
+with Kernel(cwd={str(tmp_path)!r}, env=env) as second:
+    second.run("%load_ext colab_elastic").raise_for_error()
+    restored = second.run("%elastic restore " + url)
+    restored.raise_for_error()
+    print(restored.text)
+    print(second.run("print(squares[999])").stdout)
+"""
+    run = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "all variables restored and verified" in run.stdout and "998001" in run.stdout, run.stdout
