@@ -6,12 +6,11 @@ recompute; `%elastic restore` brings the session back on a new runtime.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from ._version import __version__
 from .checkpoint import CheckpointResult
-from .errors import ElasticError, ElasticWarning, NotInIPythonError
+from .errors import ElasticError, ElasticWarning
 from .planner import Plan
 from .restore import RestoreReport
 
@@ -33,6 +32,10 @@ def unload_ipython_extension(ipython: Any) -> None:
 def _current() -> Any:
     """The extension loaded in the running IPython shell (a one-line error in plain Python,
     where IPython need not even be installed: it is not one of our requirements)."""
+    import importlib.util
+
+    from .errors import NotInIPythonError
+
     if importlib.util.find_spec("IPython") is None:
         raise NotInIPythonError("colab_elastic needs an IPython or Jupyter session (IPython is not installed here)")
     from .extension import current
