@@ -137,3 +137,15 @@ def test_magic_bad_argument_is_one_line(magic_kernel, forbidding_gcs, line, says
     assert "Traceback" not in shown, shown
     lines = _lines(shown)
     assert len(lines) == 1 and says in lines[0], shown
+
+
+API_CASES = ["colab_elastic.checkpoint(123)", "colab_elastic.restore(['x'])", "colab_elastic.plan(3.5)",
+             "colab_elastic.export(None)"]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("call", API_CASES)
+def test_python_api_wrong_type_is_our_error(magic_kernel, call):
+    out = magic_kernel.run(f"import colab_elastic\n{call}")
+    assert out.error is not None and out.error[0] == "ElasticError", out.error
+    assert "must be text or a path, not" in out.error[1] and "\n" not in out.error[1]
