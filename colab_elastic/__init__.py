@@ -29,11 +29,34 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
-def checkpoint(url: str | None = None, **storage_options: Any) -> CheckpointResult:
-    """Checkpoint the running session to `url` (default: the session's location)."""
+def _current() -> Any:
+    """The extension loaded in the running IPython shell (a one-line error in plain Python,
+    where IPython need not even be installed: it is not one of our requirements)."""
+    import importlib.util
+
+    from .errors import NotInIPythonError
+
+    if importlib.util.find_spec("IPython") is None:
+        raise NotInIPythonError("colab_elastic needs an IPython or Jupyter session (IPython is not installed here)")
     from .extension import current
 
-    return current().session.checkpoint(url, storage_options)
+    return current()
+
+
+def _location(value: Any, what: str = "url", optional: bool = True) -> str | None:
+    """A location or file given as text or a path object, else a one-line ElasticError."""
+    import os
+
+    if value is None and optional:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise ElasticError(f"{what} must be text or a path, not {type(value).__name__}")
+
+
+def checkpoint(url: str | None = None, **storage_options: Any) -> CheckpointResult:
+    """Checkpoint the running session to `url` (default: the session's location)."""
+    return _current().session.checkpoint(_location(url), storage_options)
 
 
 def restore(url: str | None = None, *, trust: bool = False, strict: bool = False,
@@ -43,23 +66,17 @@ def restore(url: str | None = None, *, trust: bool = False, strict: bool = False
     `trust=True` to accept it (see README, Security).
     `strict=True` raises RestoreVerificationError (its `report` is the restore) when anything
     is not back as it was."""
-    from .extension import current
-
-    return current().session.restore(url, storage_options, trust=trust, strict=strict)
+    return _current().session.restore(_location(url), storage_options, trust=trust, strict=strict)
 
 
 def export(path: str, url: str | None = None, **storage_options: Any) -> int:
     """Write the newest checkpoint at `url` (default: this session's) into one .zip file."""
-    from .extension import current
-
-    return current().session.export(path, url, storage_options)
+    return _current().session.export(_location(path, "path", optional=False), _location(url), storage_options)
 
 
 def plan(url: str | None = None, **storage_options: Any) -> Plan:
     """What a checkpoint to `url` would store and recompute (nothing is written)."""
-    from .extension import current
-
-    return current().session.plan(url, storage_options)
+    return _current().session.plan(_location(url), storage_options)
 
 
 __all__ = [

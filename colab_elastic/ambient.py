@@ -263,6 +263,34 @@ class Ambient:
             failures[name] = "not a setting this session knows how to apply"
         return failures
 
+    def settle(self, recorded: Iterable[str], names: Iterable[str]) -> dict[str, str]:
+        """Give each of `names` the last value the history recorded for it, where the session now
+        holds another; never raises. Returns setting -> why it could not be applied.
+
+        For settings a cell's rerun does not set again: the matplotlib backend a cell found as
+        its kernel's default when it imported pyplot (the inline one) comes back, on rerun, as
+        the restoring kernel's default (say agg, where figures display as `<Figure size ...>`).
+        """
+        last: dict[str, Any] = {}
+        for encoded in recorded:
+            try:
+                effect = decode(encoded)
+            except Exception as exc:  # noqa: BLE001 - a damaged record is reported by `apply`
+                log.debug("unreadable settings record: %r", exc)
+                continue
+            last.update({name: effect[name] for name in names if name in effect})
+        failures: dict[str, str] = {}
+        for name, value in last.items():
+            setting = self._by_name.get(name)
+            if setting is None or setting.keyed:
+                continue
+            try:
+                if not _equal(setting.read(), value):
+                    setting.write(value)
+            except Exception as exc:  # noqa: BLE001 - named in the restore report instead
+                failures[name] = describe(exc)
+        return failures
+
 
 def withhold_credentials(effect: Effect) -> Effect:
     """`effect` without the values of environment variables that look like credentials (by

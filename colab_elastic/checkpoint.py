@@ -170,10 +170,13 @@ class StoreSink:
 
     def put_many(self, items: list[tuple[str, str, Fill, int]]) -> tuple[dict[str, BlobInfo], dict[str, Exception]]:
         names = {name: content for content, name, _, _ in items}
-        bar = self.progress(sum(size for *_, size in items), "checkpoint", "B") if self.progress and items else None
+        estimate = sum(size for *_, size in items)  # sizes in memory: the pickles come out smaller or larger
+        bar = self.progress(estimate, "checkpoint", "B") if self.progress and items else None
         try:
             written, failed = self.store.write_blobs([(name, fill) for _, name, fill, _ in items],
                                                      progress=bar.update if bar is not None else None)
+            if bar is not None and not failed:  # a finished upload ends its bar full
+                bar.update(max(0, estimate - sum(info.size for info in written.values())))
         finally:
             if bar is not None:
                 bar.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from .errors import ElasticError
 
@@ -55,6 +57,41 @@ def _log(url: str) -> int:
     return 0
 
 
+def _at_least(low: float, kind: type = int):
+    """An argparse type: a number of `kind` no smaller than `low` (a one-line usage error otherwise)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        return value
+
+    return parse
+
+
+@contextmanager
+def _logging(verbose: bool) -> Iterator[None]:
+    """Our own warnings in one line each; other libraries' log records (gcsfs's tracebacks of a
+    failure we report ourselves, google-auth's probing) only with --verbose."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(logging.Filter("colab_elastic"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="colab-elastic", description="Checkpoint and restore notebook sessions.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -69,12 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("file")
     gc = sub.add_parser("gc", help="delete old checkpoints and unreferenced blobs at URL")
     gc.add_argument("url")
-    gc.add_argument("--keep", type=int, default=5, help="checkpoints to keep (default 5)")
-    gc.add_argument("--grace", type=float, default=3600.0,
+    gc.add_argument("--keep", type=_at_least(1), default=5, help="checkpoints to keep (default 5)")
+    gc.add_argument("--grace", type=_at_least(0.0, float), default=3600.0,
                     help="never delete a blob younger than this many seconds (default 3600)")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    with _logging(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
             from .demo import run_demo

@@ -6,13 +6,17 @@ Run with `colab-elastic demo`. No network, no cloud: the checkpoint goes to a lo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
 import time
 from typing import Callable
 
-from .kernel import Kernel
+from .errors import ElasticError
+
+# What the demo's kernels need beyond colab_elastic's own requirements (the `demo` extra).
+DEMO_PACKAGES = {"jupyter_client": "jupyter_client", "ipykernel": "ipykernel", "numpy": "numpy"}
 
 DEMO_CELLS = [
     "%load_ext colab_elastic",
@@ -30,9 +34,47 @@ DEMO_CELLS = [
 ]
 
 
+class DemoError(ElasticError):
+    """The demo cannot start here (a missing package, an unusable folder)."""
+
+
+def check_requirements() -> None:
+    """A one-line error naming what is missing, before any kernel starts."""
+    missing = [package for module, package in DEMO_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise DemoError(f"the demo needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                        "installed: pip install 'colab-elastic[demo]'")
+
+
+def prepare_folder(folder: str | None) -> str:
+    """The demo's folder: a new temporary one, or `folder`, created if missing (its parent must
+    exist: a mistyped path is not turned into a tree of new folders)."""
+    if folder is None:
+        return tempfile.mkdtemp(prefix="colab-elastic-demo-")
+    folder = os.path.abspath(os.path.expanduser(folder))
+    if os.path.isdir(folder):
+        if os.path.exists(os.path.join(folder, "checkpoint")):
+            raise DemoError(f"--dir {folder} already holds a demo's checkpoint: pass a new or empty folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DemoError(f"--dir {folder}: permission denied (the demo writes its checkpoint there)")
+        return folder
+    if os.path.exists(folder):
+        raise DemoError(f"--dir {folder} is a file, not a folder")
+    parent = os.path.dirname(folder)
+    if not os.path.isdir(parent):
+        raise DemoError(f"--dir {folder}: its parent folder {parent} does not exist")
+    try:
+        os.mkdir(folder)
+    except OSError as exc:
+        raise DemoError(f"--dir {folder}: cannot create it ({exc.strerror or exc})") from None
+    return folder
+
+
 def run_demo(folder: str | None = None, echo: Callable[[str], None] = print) -> bool:
     """Run the demo; returns True when the restored session equals the original."""
-    folder = folder or tempfile.mkdtemp(prefix="colab-elastic-demo-")
+    check_requirements()
+    folder = prepare_folder(folder)
+    from .kernel import Kernel
     url = os.path.join(folder, "checkpoint")
     snap = os.path.join(folder, "original.snapshot")
     echo(f"colab_elastic demo in {folder}")

@@ -13,7 +13,8 @@ import warnings
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split
 from IPython.display import display
 from IPython.utils.capture import capture_output
 
@@ -167,7 +168,8 @@ class ElasticMagics(Magics):
         %elastic auto on|off [--interval S] [--after S]
                                     checkpoint after cells, in the background (on by default)
         """
-        args = parse_argstring(self.elastic, line)
+        # Options may come before or after the URL (`-o token=... gs://b/x`): intermixed parsing.
+        args = self.elastic.parser.parse_intermixed_args(arg_split(line))
         options = _options(args.option)
         try:
             getattr(self, f"_{args.command}")(args, options)
@@ -200,6 +202,8 @@ class ElasticMagics(Magics):
         display(self.session.plan(args.target, options))
 
     def _status(self, args: Any, options: dict[str, Any]) -> None:
+        if args.target:
+            raise UsageError(f"%elastic status takes no argument (got {args.target!r})")
         display(self.session.status())
 
     def _share(self, args: Any, options: dict[str, Any]) -> None:
@@ -216,6 +220,8 @@ class ElasticMagics(Magics):
         policy = self.session.autosave.policy
         if args.target not in (None, "on", "off"):
             raise UsageError("%elastic auto takes on or off")
+        if min(args.interval or 0, args.after or 0) < 0:
+            raise UsageError("%elastic auto: --interval and --after are seconds, never negative")
         if args.target is not None:
             policy.enabled = args.target == "on"
         if args.interval is not None:

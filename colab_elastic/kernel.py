@@ -66,15 +66,22 @@ class Kernel:
 
     def run(self, code: str, timeout: float = 300) -> CellOutput:
         out = CellOutput(status="?")
+        shown: dict[str, int] = {}  # display id -> its index in out.data
 
         def hook(msg: dict[str, Any]) -> None:
             kind, content = msg["msg_type"], msg["content"]
+            display_id = (content.get("transient") or {}).get("display_id")
             if kind == "stream":
                 if content["name"] == "stdout":
                     out.stdout += content["text"]
                 else:
                     out.stderr += content["text"]
+            elif kind == "update_display_data":  # replaces a display in place, as a frontend does
+                if display_id in shown:
+                    out.data[shown[display_id]] = content["data"]
             elif kind in ("execute_result", "display_data"):
+                if display_id is not None:
+                    shown[display_id] = len(out.data)
                 out.data.append(content["data"])
             elif kind == "error":
                 out.error = (content["ename"], content["evalue"], content["traceback"])

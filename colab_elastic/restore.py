@@ -32,6 +32,8 @@ from .serialize import load_group
 from .store import Store
 
 log = logging.getLogger("colab_elastic.restore")
+# Settings given their last recorded value after the walk (see Ambient.settle).
+SETTLED = ("ipython.matplotlib",)
 
 # Blobs at least this large are streamed into place when loaded instead of fetched up front:
 # a 5 GB array then needs about 5 GB, not 10.
@@ -326,6 +328,10 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                     return i, f"could not be loaded ({describe(exc)})"
                 runner.namespace.update(values)
                 bar.update(1)
+        # The checkpoint's backend, which a rerun may not have chosen again.
+        ordered = [e.ambient for e in sorted(ckpt.graph.executions, key=lambda e: e.index) if e.ambient]
+        for name, why in applier.settle(ordered, SETTLED).items():
+            report.unapplied[name] = why
         report.rerun_seconds = time.perf_counter() - rerun_started
         if beyond:
             report.rerun_overhead = min(0.1, sorted(beyond)[len(beyond) // 2])

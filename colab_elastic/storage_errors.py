@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
+import re
 import sys
 from typing import Iterator
 
@@ -97,3 +99,21 @@ def missing_backend(url: str, exc: ImportError) -> str:
     if not package or package == "fsspec":
         return f"cannot open {url}: {one_line(exc)}"
     return f"cannot open {url}: the {package} package is missing; install it: pip install {package}"
+
+_RERAISED = r"(out of retries on exception|non-retriable exception): "
+
+
+class _ReraisedFailures(logging.Filter):
+    """gcsfs logs a failed request ('out of retries', 'non-retriable exception') at ERROR with a
+    60-line traceback and then raises that same exception, which its caller (we, or the user's
+    own code) sees anyway: the record becomes DEBUG, so a kernel without logging configured no
+    longer prints the traceback above our one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG and re.search(_RERAISED, str(record.msg)):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+logging.getLogger("gcsfs").addFilter(_ReraisedFailures())  # whether or not gcsfs is ever imported

@@ -157,8 +157,10 @@ class Store:
         if getattr(credentials, "method", None) == "anon" and self.storage_options.get("token") != "anon":
             raise StorageError(f"no Google Cloud credentials for {self.url}: {CREDENTIALS_HINT}")
         probe = self.path(f".colab-elastic-probe-{uuid.uuid4().hex[:12]}")
-        self._put(probe, b"colab_elastic can write here\n", create=True, what="a probe file",
-                  missing=self._bucket_missing(), writing=False)
+        try:
+            self._put(probe, b"probe\n", create=True, what="a probe file", missing=self._bucket_missing(), writing=False)
+        except FileExistsError:  # a new probe's name is unique: a file stands where the folder goes
+            raise StorageError(f"cannot write at {self.url}: it is a file, not a folder") from None
         # Deleting needs the same right as replacing LATEST on object stores.
         with self._failing("delete", "a probe file", missing=self._bucket_missing()):
             self.fs.rm_file(probe)
@@ -480,10 +482,8 @@ def _publish(tmp: str, path: str, create: bool) -> None:
         return
     try:
         os.link(tmp, path)  # atomic, and fails if `path` exists
-    except FileExistsError:
-        raise
     except OSError as exc:
-        if exc.errno not in _NO_LINKS:
+        if isinstance(exc, FileExistsError) or exc.errno not in _NO_LINKS:
             raise
         # Some FUSE mounts (Google Drive) have no hard links; names we create are unique anyway.
         if os.path.exists(path):

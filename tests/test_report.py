@@ -167,3 +167,11 @@ def test_fact_lists_have_no_empty_header_row():
     fields = {"session": "analysis", "location": "/content/drive/MyDrive/colab_elastic/analysis"}
     assert status_text(fields).splitlines()[0].startswith("session")
     assert "<thead>" not in status_html(fields) and "<th" not in status_html(fields)
+
+
+def test_restore_tables_start_with_their_first_fact():
+    text = restore_text(_restore())
+    summary, blank, first = text.splitlines()[:3]
+    assert summary.startswith("restored ck-1") and blank == "" and first.startswith("loaded"), text
+    page = restore_html(_restore())
+    assert "<thead>" not in page and "<th" not in page and "<tr><td style='text-align:left'>loaded</td>" in page
