@@ -87,7 +87,7 @@ def test_the_command_line_works_without_jupyter(tmp_path):
 
 
 def test_the_extension_runs_on_colabs_pinned_versions(tmp_path):
-    """Checkpoint, disconnect, restore, in kernels of the Colab venv (its fsspec, tqdm, networkx,
+    """Checkpoint, disconnect, restore, in kernels of the Colab venv (its fsspec, tqdm,
     xxhash, traitlets, jupyter_client and ipywidgets, not the newest ones the colab stack has)."""
     python = _venv(FREEZE)
     script = f"""
