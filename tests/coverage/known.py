@@ -10,10 +10,6 @@ cell that created it without the change.
 from __future__ import annotations
 
 KNOWN_FAILING: dict[str, str] = {
-    "list_iterator": "next() on a list iterator is not seen: its position is not part of the fingerprint",
-    "map": "next() on a map object is not seen: its position is not part of the fingerprint",
-    "peekable": "next() on more_itertools.peekable is not seen (it wraps an iterator whose position is invisible)",
-    "logger": "Logger.setLevel() is not seen: a Logger reduces to getLogger(name), so its level is not fingerprinted",
     "arrow_str": "writing into a string[pyarrow] Series is not seen (the Arrow buffers are not hashed)",
     "tensor_view": ("a change made through the base tensor is not seen in its view (shared storage is not followed); "
                     "it is recorded against the next cell that reads the view (seen in 2 runs of 3)"),
