@@ -300,6 +300,10 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                 cell = cells[step]
                 bar.set_postfix_str(f"cell {step}")
                 outcome = runner.run(cell.code, cell.rng)
+                if outcome.error == "KeyboardInterrupt" and cell.error != "KeyboardInterrupt":
+                    # Interrupted while the cell ran (the shell reports it as the cell's error):
+                    # the user stopped the restore, so stop it; the caller puts the session back.
+                    raise KeyboardInterrupt
                 if not outcome.ok and outcome.error != cell.error:
                     report.failures.append(CellFailure(step, cell.code, outcome.error or "error", outcome.traceback))
                     log.info("rerun of cell %d failed: %s", step, outcome.error)
