@@ -108,8 +108,9 @@ def check(tally: Tally, backend: str, outcome: dict[str, Any]) -> None:
             assert restored == outcome["point"] and found["ok"], where  # every committed checkpoint is whole
     else:
         raise AssertionError(f"unknown fault {kind}")
+    refused = bool(found and found.get("error")) or bool((outcome.get("result") or {}).get("error"))
     tally.add(backend, kind, equal=restored is not None, recomputed=bool(found and found.get("fallbacks")),
-              error=bool(found and found.get("error")))
+              error=refused)
 
 
 # Short variants: a few points of each, both backends, by default --------------------------
