@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 # The notebook: state A is what the first checkpoint holds, state B the second.
 CELLS_A = [
-    "import time\nimport numpy as np\nbase = np.arange(30_000, dtype=np.float64)",
+    "import time\nimport numpy as np\nbase = np.arange(80_000, dtype=np.float64)",
     "time.sleep(0.03)\nmodel = {'w': base * 2.0, 'name': 'm1'}",
     "items = [i * i for i in range(2000)]",
     "time.sleep(0.03)\nlabels = {str(i): i for i in range(3000)}",
@@ -35,6 +35,11 @@ CELLS_B = [
     "items.append(-1)",
     "time.sleep(0.03)\nfresh = np.ones(5000) * 7",
     "del labels",
+]
+# State C: a third checkpoint, in the kill runs only (more points where two commits exist).
+CELLS_C = [
+    "time.sleep(0.03)\nextra = {'k': list(range(3000))}",
+    "items = items[:100]",
 ]
 
 
@@ -129,14 +134,14 @@ class Harness:
         from tests.reliability import faults
 
         self.spec = spec
-        self.options: dict[str, Any] = spec.get("options") or {}
+        self.options: dict[str, Any] = {**(spec.get("options") or {}), **(spec.get("more_options") or {})}
         self.base: str = spec["url"]
         self.faults = faults
         faults.install()
         self.shell = make_shell()
         self.shell.run_line_magic("load_ext", "colab_elastic")
         run_cells(self.shell, CELLS_A)
-        self.want = {"A": expected(CELLS_A), "B": expected(CELLS_A + CELLS_B)}
+        self.want = {"A": expected(CELLS_A), "B": expected(CELLS_A + CELLS_B), "C": expected(CELLS_A + CELLS_B + CELLS_C)}
         if not self.base.startswith("gs://"):
             faults.INJECTOR.root = self.base
         self.outcomes: list[dict[str, Any]] = []
@@ -152,8 +157,8 @@ class Harness:
 
     def write_both(self, url: str, *, collect: bool = False) -> int:
         """Checkpoint state A, run the B cells, checkpoint state B (in the calling child); with
-        `collect`, then collect garbage keeping only B. Returns the storage operations up to
-        A's commit."""
+        `collect`, then run the C cells, checkpoint C and collect garbage keeping only C.
+        Returns the storage operations up to A's commit."""
         self.checkpoint(url)
         committed_a = self.faults.INJECTOR.count
         run_cells(self.shell, CELLS_B)
@@ -162,6 +167,8 @@ class Harness:
             from colab_elastic.retention import collect_garbage
             from colab_elastic.store import Store
 
+            run_cells(self.shell, CELLS_C)
+            self.checkpoint(url)
             collect_garbage(Store(url, self.options), keep=1, grace=0)
         return committed_a
 
@@ -213,7 +220,7 @@ class Harness:
         return int(ops[0]), int(ops[1])
 
     def kill(self) -> None:
-        """SIGKILL at the N-th storage operation of checkpoint A, then B, then garbage collection."""
+        """SIGKILL at the N-th storage operation of checkpoints A, B and C, then garbage collection."""
         committed_a, total = self.count_ops(collect=True)
         points = _spread(total, self.spec.get("points"))
         injector = self.faults.INJECTOR
@@ -244,9 +251,9 @@ class Harness:
 
         status, total = fork(measure)
         assert status == "done", total
-        # From nothing written to just enough: the last point lets checkpoint B through.
-        for space in [round(total * (p - 1) / max(1, self.spec.get("points", 6) - 1))
-                      for p in _spread(self.spec.get("points", 6), self.spec.get("points", 6))]:
+        # From nothing written to nearly all of it; then room to spare (manifests differ by a few bytes).
+        count = int(self.spec.get("points", 6))
+        for space in [total * i // count for i in range(count)] + [total + 65536]:
             url = self.new_url()
 
             def body() -> dict[str, Any]:

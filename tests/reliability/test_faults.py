@@ -74,7 +74,7 @@ def check(tally: Tally, backend: str, outcome: dict[str, Any]) -> None:
             assert _one_line_error(found) and found["error_type"] == "CheckpointNotFoundError", where
             assert outcome["point"] <= outcome["first_commit"], where
         else:
-            assert restored in {"A", "B"} and found["ok"] and not found["fallbacks"], where
+            assert restored in {"A", "B", "C"} and found["ok"] and not found["fallbacks"], where
     elif kind == "ENOSPC after N bytes" or kind == "GCS server restarted mid-upload":
         error = outcome["result"]["error"]
         if error is not None:
@@ -140,9 +140,20 @@ def test_gcs_server_restarted_mid_upload(fault_tally: Tally, tmp_path: Path) -> 
 @pytest.mark.long
 @pytest.mark.parametrize("workers", [1, 4])
 def test_kill_at_every_point_of_the_write_path(fault_tally: Tally, backend: Any, tmp_path: Path, workers: int) -> None:
-    """Every storage operation of checkpoint A, checkpoint B and garbage collection, one at a
+    """Every storage operation of checkpoints A, B and C and garbage collection, one at a
     time; with one upload at a time (a fixed order) and with four (the default)."""
     run_harness(fault_tally, backend, tmp_path, ["kill"], points="all", workers=workers)
+
+
+@pytest.mark.long
+@pytest.mark.gcs
+@pytest.mark.parametrize("workers", [1, 4])
+def test_kill_at_every_request_of_chunked_uploads(fault_tally: Tally, gcs_url: Any, tmp_path: Path,
+                                                  workers: int) -> None:
+    """The same on GCS with 256 KiB upload chunks: the larger blobs go up as resumable uploads
+    of several requests, each one a kill point."""
+    run_harness(fault_tally, ("gcs", gcs_url.url, gcs_url.storage_options), tmp_path, ["kill"], points="all",
+                workers=workers, more_options={"block_size": 2**18})
 
 
 @pytest.mark.long
