@@ -235,7 +235,7 @@ class Harness:
             status, _ = fork(body)
             outcome = fork(lambda: self.verify(url))
             self.record("SIGKILL mid-checkpoint", point=point, of=total, first_commit=committed_a, writer=status,
-                        verify=outcome)
+                        verify=outcome, leftovers=fork(lambda: _leftovers(url, self.options)))
 
     def enospc(self) -> None:
         """Writes fail with ENOSPC after N bytes during checkpoint B; then space comes back."""
@@ -479,6 +479,31 @@ _DAMAGE = [
     ("truncated", "manifest"), ("garbage", "manifest"), ("deleted", "manifest named by LATEST"),
     ("garbage", "LATEST"), ("truncated", "every manifest"),
 ]
+
+
+def _leftovers(url: str, options: dict[str, Any]) -> list[str]:
+    """After garbage collection: every file at `url` that is neither LATEST, nor a manifest, nor
+    a blob a kept manifest names (what a killed write left behind and nothing will clean)."""
+    from colab_elastic.errors import CorruptCheckpointError
+    from colab_elastic.retention import collect_garbage
+    from colab_elastic.store import Store
+
+    store = Store(url, options)
+    collect_garbage(store, keep=3, grace=0)
+    wanted = {store.path("LATEST")}
+    for checkpoint in store.checkpoint_ids() or []:
+        wanted.add(store.path("manifests", f"{checkpoint}.json"))
+        try:
+            manifest = store.manifest(checkpoint)
+        except CorruptCheckpointError:
+            continue
+        entries = list(manifest.get("groups", [])) + list((manifest.get("files") or {}).get("entries", []))
+        wanted.update(store.path("blobs", e["blob"]["key"]) for e in entries if isinstance(e.get("blob"), dict))
+    try:
+        found = store.fs.find(store.root)
+    except FileNotFoundError:
+        return []
+    return sorted(str(p)[len(store.root) + 1:] for p in found if str(p).rstrip("/") not in wanted)
 
 
 def _hurt(url: str, options: dict[str, Any], fault: str, target: str) -> dict[str, Any]:

@@ -75,6 +75,8 @@ def check(tally: Tally, backend: str, outcome: dict[str, Any]) -> None:
             assert outcome["point"] <= outcome["first_commit"], where
         else:
             assert restored in {"A", "B", "C"} and found["ok"] and not found["fallbacks"], where
+            # Garbage collection afterwards leaves nothing the killed write began.
+            assert outcome["leftovers"] == ["done", []], where
     elif kind == "ENOSPC after N bytes" or kind == "GCS server restarted mid-upload":
         error = outcome["result"]["error"]
         if error is not None:
