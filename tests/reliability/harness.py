@@ -489,6 +489,8 @@ def _leftovers(url: str, options: dict[str, Any]) -> list[str]:
     from colab_elastic.store import Store
 
     store = Store(url, options)
+    if store.pointer() is None:
+        return []  # nothing committed: garbage collection leaves such a location alone
     collect_garbage(store, keep=3, grace=0)
     wanted = {store.path("LATEST")}
     for checkpoint in store.checkpoint_ids() or []:
