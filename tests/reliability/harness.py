@@ -237,6 +237,64 @@ class Harness:
             self.record("SIGKILL mid-checkpoint", point=point, of=total, first_commit=committed_a, writer=status,
                         verify=outcome, leftovers=fork(lambda: _leftovers(url, self.options)))
 
+    def kill_autosave(self) -> None:
+        """SIGKILL at the N-th storage operation while auto-checkpoints upload in the background,
+        one after every cell of A and B: the restore must give the state after some cell."""
+        injector = self.faults.INJECTOR
+        cells = CELLS_A + CELLS_B
+        states = {f"after cell {i}": expected(cells[:i]) for i in range(1, len(cells) + 1)}
+
+        def write(url: str, point: int | None) -> int:
+            os.environ.update(COLAB_ELASTIC_URL=url, COLAB_ELASTIC_AUTO="on",
+                              COLAB_ELASTIC_STORAGE_OPTIONS=json.dumps(self.options))
+            from colab_elastic.extension import current
+
+            fresh_session(self.shell)
+            injector.arm(point, self.faults.kill if point else None)
+            run_cells(self.shell, cells)
+            assert current().session.autosave.wait(60)
+            return injector.count
+
+        status, total = fork(lambda: write(self.new_url(), None))
+        assert status == "done", total
+        for point in _spread(int(total), self.spec.get("points")):
+            url = self.new_url()
+            status, _ = fork(lambda: write(url, point))
+            self.record("SIGKILL mid-auto-checkpoint", point=point, of=total, writer=status,
+                        verify=fork(lambda: self.verify_state(url, states)))
+
+    def interrupt_checkpoint(self) -> None:
+        """SIGINT (a kernel interrupt) at the N-th storage operation of checkpoint B; then the
+        user runs the C cells and checkpoints again: that checkpoint must be the one restored."""
+        injector = self.faults.INJECTOR
+        committed_a, total = self.count_ops()
+        total -= committed_a  # the operations of checkpoint B
+        for point in _spread(total, self.spec.get("points")):
+            url = self.new_url()
+
+            def body() -> dict[str, Any]:
+                from colab_elastic.errors import ElasticError
+
+                self.checkpoint(url)
+                run_cells(self.shell, CELLS_B)
+                injector.arm(point, self.faults.interrupt)
+                interrupted = error = None
+                try:
+                    self.checkpoint(url)
+                    time.sleep(0.01)  # a signal still on its way lands here
+                except KeyboardInterrupt:
+                    interrupted = True
+                except ElasticError as exc:
+                    error = str(exc)
+                injector.arm(None, None)
+                run_cells(self.shell, CELLS_C)
+                self.checkpoint(url)  # must work, and be the one restored, whatever the interrupt left
+                return {"interrupted": interrupted, "error": error}
+
+            status, result = fork(body)
+            self.record("checkpoint interrupted, taken again", point=point, of=total, writer=status, result=result,
+                        verify=fork(lambda: self.verify(url)))
+
     def enospc(self) -> None:
         """Writes fail with ENOSPC after N bytes during checkpoint B; then space comes back."""
         injector = self.faults.INJECTOR

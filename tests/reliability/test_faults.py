@@ -77,6 +77,14 @@ def check(tally: Tally, backend: str, outcome: dict[str, Any]) -> None:
             assert restored in {"A", "B", "C"} and found["ok"] and not found["fallbacks"], where
             # Garbage collection afterwards leaves nothing the killed write began.
             assert outcome["leftovers"] == ["done", []], where
+    elif kind == "SIGKILL mid-auto-checkpoint":
+        if restored is None:
+            assert _one_line_error(found) and found["error_type"] == "CheckpointNotFoundError", where
+        else:
+            assert restored.startswith("after cell ") and found["ok"] and not found["fallbacks"], where
+    elif kind == "checkpoint interrupted, taken again":
+        assert outcome["writer"] == "done", f"checkpointing again after an interrupt failed: {where}"
+        assert restored == "C" and found["ok"] and not found["fallbacks"], where
     elif kind == "ENOSPC after N bytes" or kind == "GCS server restarted mid-upload":
         error = outcome["result"]["error"]
         if error is not None:
@@ -117,7 +125,7 @@ def check(tally: Tally, backend: str, outcome: dict[str, Any]) -> None:
 
 # Short variants: a few points of each, both backends, by default --------------------------
 def test_kills_and_full_disks_mid_checkpoint(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
-    run_harness(fault_tally, backend, tmp_path, ["kill", "enospc"], points=8)
+    run_harness(fault_tally, backend, tmp_path, ["kill", "enospc", "kill_autosave"], points=8)
 
 
 def test_damaged_blobs_manifests_and_pointer(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
@@ -126,7 +134,8 @@ def test_damaged_blobs_manifests_and_pointer(fault_tally: Tally, backend: Any, t
 
 
 def test_interrupted_restore_runs_again(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
-    run_harness(fault_tally, backend, tmp_path, ["interrupt_restore"], points=4, rerun_points=2)
+    run_harness(fault_tally, backend, tmp_path, ["interrupt_restore", "interrupt_checkpoint"], points=4,
+                rerun_points=2)
 
 
 def test_two_kernels_checkpointing_to_one_url(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
@@ -160,8 +169,13 @@ def test_kill_at_every_request_of_chunked_uploads(fault_tally: Tally, gcs_url: A
 
 @pytest.mark.long
 def test_every_fault_at_many_points(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
-    run_harness(fault_tally, backend, tmp_path, ["enospc", "interrupt_restore", "race"], points=20, rerun_points=10,
-                steps=8)
+    run_harness(fault_tally, backend, tmp_path, ["enospc", "interrupt_restore", "interrupt_checkpoint", "race"],
+                points=20, rerun_points=10, steps=8)
+
+
+@pytest.mark.long
+def test_kill_at_every_point_of_auto_checkpoints(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
+    run_harness(fault_tally, backend, tmp_path, ["kill_autosave"], points="all")
 
 
 @pytest.mark.long
