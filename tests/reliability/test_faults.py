@@ -125,7 +125,7 @@ def check(tally: Tally, backend: str, outcome: dict[str, Any]) -> None:
 
 # Short variants: a few points of each, both backends, by default --------------------------
 def test_kills_and_full_disks_mid_checkpoint(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
-    run_harness(fault_tally, backend, tmp_path, ["kill", "enospc", "kill_autosave"], points=8)
+    run_harness(fault_tally, backend, tmp_path, ["kill", "enospc", "kill_autosave"], points=6)
 
 
 def test_damaged_blobs_manifests_and_pointer(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_damaged_blobs_manifests_and_pointer(fault_tally: Tally, backend: Any, t
 
 
 def test_interrupted_restore_runs_again(fault_tally: Tally, backend: Any, tmp_path: Path) -> None:
-    run_harness(fault_tally, backend, tmp_path, ["interrupt_restore", "interrupt_checkpoint"], points=4,
+    run_harness(fault_tally, backend, tmp_path, ["interrupt_restore", "interrupt_checkpoint"], points=3,
                 rerun_points=2)
 
 
