@@ -16,8 +16,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import dataclasses
+
+from colab_elastic import planner
 from colab_elastic.history import HistoryGraph
-from colab_elastic.planner import RERUN_OVERHEAD, Bandwidth, GroupInfo, Plan, plan
+from colab_elastic.planner import Bandwidth, GroupInfo, Plan, plan
 
 NAMES = "abcdefg"
 RUNTIMES = [0.0, 0.0005, 0.01, 0.4, 3.0, 30.0]
@@ -45,9 +48,23 @@ def histories(draw: Any, max_cells: int = 7) -> tuple[HistoryGraph, list[GroupIn
         storable = draw(st.sampled_from([True] * 5 + [False]))
         groups.append(GroupInfo(members, draw(st.sampled_from([10, 10_000, 1_000_000, 100_000_000])), storable,
                                 "" if storable else "cannot be pickled", draw(st.sampled_from([False] * 4 + [True]))))
-    bandwidth = Bandwidth(write=draw(st.sampled_from([1e3, 1e6, 1e9])), read=draw(st.sampled_from([1e4, 1e6, 1e9])),
-                          latency=draw(st.sampled_from([0.0, 0.005, 0.2])))
-    return graph, groups, bandwidth
+    speeds = {"write": draw(st.sampled_from([1e3, 1e6, 1e9])), "read": draw(st.sampled_from([1e4, 1e6, 1e9])),
+              "latency": draw(st.sampled_from([0.0, 0.005, 0.2]))}
+    if "checkpoint_weight" in {f.name for f in dataclasses.fields(Bandwidth)}:
+        speeds["checkpoint_weight"] = draw(st.sampled_from([1.0, 0.25]))
+    return graph, groups, Bandwidth(**speeds)
+
+
+def _rerun_overhead(bandwidth: Bandwidth) -> float:
+    """What one rerun costs beyond its runtime, in the planner's objective."""
+    return getattr(bandwidth, "rerun_overhead", getattr(planner, "RERUN_OVERHEAD", 0.0))
+
+
+def _move_seconds(bandwidth: Bandwidth, group: GroupInfo) -> float:
+    """What storing and loading a group costs in the planner's objective (checkpoint seconds
+    weighed against restore seconds, where the planner has such a weight)."""
+    weight = getattr(bandwidth, "checkpoint_weight", 1.0)
+    return weight * bandwidth.store_seconds(group.size, group.already_stored) + bandwidth.load_seconds(group.size)
 
 
 # An independent model of what a restore needs ----------------------------------------------
@@ -89,9 +106,8 @@ def _cost(graph: HistoryGraph, groups: list[GroupInfo], bandwidth: Bandwidth, st
     reruns = _needed(graph, groups, stored, rebuilt)
     if not all(rerunnable[c] for c in reruns):
         return None
-    move = sum(bandwidth.store_seconds(groups[i].size, groups[i].already_stored) + bandwidth.load_seconds(groups[i].size)
-               for i in stored)
-    return move + sum(runtime[c] + RERUN_OVERHEAD for c in reruns)
+    move = sum(_move_seconds(bandwidth, groups[i]) for i in stored)
+    return move + sum(runtime[c] + _rerun_overhead(bandwidth) for c in reruns)
 
 
 def _lost(graph: HistoryGraph, groups: list[GroupInfo]) -> set[int]:
@@ -128,8 +144,8 @@ def _replay(graph: HistoryGraph, groups: list[GroupInfo], result: Plan) -> dict[
 def _plan_cost(groups: list[GroupInfo], bandwidth: Bandwidth, graph: HistoryGraph, result: Plan) -> float:
     runtime = {e.index: e.runtime for e in graph.executions}
     stored = [i for i, d in enumerate(result.groups) if d.action == "store"]
-    return (sum(bandwidth.store_seconds(groups[i].size, groups[i].already_stored) + bandwidth.load_seconds(groups[i].size)
-                for i in stored) + sum(runtime[c] + RERUN_OVERHEAD for c in result.reruns))
+    return (sum(_move_seconds(bandwidth, groups[i]) for i in stored)
+            + sum(runtime[c] + _rerun_overhead(bandwidth) for c in result.reruns))
 
 
 # Properties ------------------------------------------------------------------------------------
