@@ -168,7 +168,8 @@ class Harness:
         injector = self.faults.INJECTOR
         committed_a, total = self.count_ops()
         total -= committed_a  # the operations of checkpoint B
-        for point in spread(total, self.spec.get("points")):
+        # The last ones always: an interrupt just after LATEST moved is the one a session must survive.
+        for point in sorted(set(spread(total, self.spec.get("points"))) | set(range(max(1, total - 3), total + 1))):
             url = self.new_url()
 
             def body() -> dict[str, Any]:
