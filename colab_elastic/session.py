@@ -223,11 +223,12 @@ class Session:
             replaces = _HEADS.get(store.url)
         try:
             moved = store.commit(manifest, replaces=replaces, force=force)
-        except BaseException:
-            # Cut short (an interrupt, a dropped connection), perhaps after LATEST was written:
-            # if it names this checkpoint, it is this kernel's head all the same, or every
-            # later checkpoint would be kept beside it.
-            self._committed(store, manifest["checkpoint"], _names(store, manifest["checkpoint"]))
+        except BaseException as exc:
+            # Cut short (an interrupt), perhaps after LATEST was written: if it names this
+            # checkpoint, it is this kernel's head all the same, or every later checkpoint would
+            # be kept beside it. (A storage failure is reported as is: no more requests to it.)
+            if not isinstance(exc, ElasticError) and _names(store, manifest["checkpoint"]):
+                self._committed(store, manifest["checkpoint"], True)
             raise
         self._committed(store, manifest["checkpoint"], moved)
         return moved
