@@ -310,6 +310,10 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                 cell_started = time.perf_counter()
                 outcome = runner.run(cell.code, cell.rng)
                 beyond.append(max(0.0, time.perf_counter() - cell_started - cell.runtime))
+                if outcome.error == "KeyboardInterrupt" and cell.error != "KeyboardInterrupt":
+                    # Interrupted while the cell ran (the shell reports it as the cell's error):
+                    # the user stopped the restore, so stop it; the caller puts the session back.
+                    raise KeyboardInterrupt
                 if not outcome.ok and outcome.error != cell.error:
                     report.failures.append(CellFailure(step, cell.code, outcome.error or "error", outcome.traceback))
                     log.info("rerun of cell %d failed: %s", step, outcome.error)

@@ -33,6 +33,7 @@ class GarbageReport:
     kept: list[str] = field(default_factory=list)
     removed_manifests: list[str] = field(default_factory=list)
     removed_blobs: list[str] = field(default_factory=list)
+    removed_partial: list[str] = field(default_factory=list)  # what writes cut short left behind
     freed_bytes: int = 0
 
     def __str__(self) -> str:
@@ -85,6 +86,13 @@ def _parse(body: bytes) -> Manifest | None:
         return None
 
 
+def _partial(info: dict[str, Any]) -> bool:
+    """A file a write cut short left behind: the temporary file of a manifest or of LATEST
+    (renamed into place when whole), or a probe of `Store.check_writable` never deleted."""
+    name = str(info["name"]).rstrip("/").rsplit("/", 1)[-1]
+    return info.get("type", "file") == "file" and (".tmp-" in name or name.startswith(".colab-elastic-probe-"))
+
+
 def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAULT_GRACE,
                     dry_run: bool = False) -> GarbageReport:
     """Keep the newest `keep` checkpoints, whatever LATEST names, and the newest intact
@@ -97,8 +105,8 @@ def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAU
     except CheckpointNotFoundError:
         return report  # nothing committed here yet: nothing is garbage
     current = current_path.rsplit("/", 1)[-1]
-    manifests = sorted((i for i in _listing(store, "manifests") if i["name"].endswith(".json")),
-                       key=lambda i: i["name"])
+    manifests_and_more = _listing(store, "manifests")
+    manifests = sorted((i for i in manifests_and_more if i["name"].endswith(".json")), key=lambda i: i["name"])
     names = [i["name"].rsplit("/", 1)[-1] for i in manifests]
     blobs = _listing(store, "blobs")
     sizes = {i["name"].rsplit("/", 1)[-1]: int(i.get("size") or 0) for i in blobs}
@@ -134,11 +142,19 @@ def collect_garbage(store: Store, keep: int = DEFAULT_KEEP, grace: float = DEFAU
         if key not in referenced and _age(info, now) > grace:
             report.removed_blobs.append(info["name"])
             report.freed_bytes += int(info.get("size") or 0)
+    # Blobs' temporary files are unreferenced blobs (above); those of manifests and LATEST are
+    # beside them, older than the grace period, so no write in flight is using them.
+    for info in [i for i in manifests_and_more if _partial(i)] + [i for i in _listing(store, "") if _partial(i)]:
+        if _age(info, now) > grace:
+            report.removed_partial.append(info["name"])
     if not dry_run:
         # Manifests first: a manifest never outlives a blob it names.
-        for path in report.removed_manifests + report.removed_blobs:
+        for path in report.removed_manifests + report.removed_blobs + report.removed_partial:
             # Checked again right before: a folder swapped for a link since the listing.
-            _check_inside(store, "manifests" if path in report.removed_manifests else "blobs")
+            if path in report.removed_manifests or path in report.removed_blobs:
+                _check_inside(store, "manifests" if path in report.removed_manifests else "blobs")
+            elif "/manifests/" in path.replace("\\", "/"):
+                _check_inside(store, "manifests")
             try:
                 store.fs.rm_file(path)
             except FileNotFoundError:

@@ -74,6 +74,15 @@ def _manifest_blobs(manifest: Manifest, damaged: Iterable[str] = ()) -> dict[str
     return found
 
 
+def _names(store: Store, checkpoint: str) -> bool:
+    """Does LATEST at `store` name `checkpoint` (False when that cannot be read)?"""
+    try:
+        pointer = store.pointer()
+    except ElasticError:
+        return False
+    return pointer is not None and pointer.checkpoint == checkpoint
+
+
 def _waiting_text(url: str, entry: lineage.CheckpointEntry, default: bool) -> str:
     """The one line that says a location holds a checkpoint this kernel has not restored."""
     where = "this session's location" if default else url
@@ -215,13 +224,24 @@ class Session:
             replaces = _HEADS.get(store.url)
         body = manifest.to_json()
         sign(body)  # last: the signature covers every field (see trust)
-        moved = store.commit(body, replaces=replaces, force=force)
-        with self._lineage_lock:
-            _PARENTS[store.url] = manifest.checkpoint
-            if moved:
-                _HEADS[store.url] = manifest.checkpoint
-                self.waiting.pop(store.url, None)
+        try:
+            moved = store.commit(body, replaces=replaces, force=force)
+        except BaseException as exc:
+            # Cut short (an interrupt), perhaps after LATEST was written: if it names this
+            # checkpoint, it is this kernel's head all the same, or every later checkpoint would
+            # be kept beside it. (A storage failure is reported as is: no more requests to it.)
+            if not isinstance(exc, ElasticError) and _names(store, manifest.checkpoint):
+                self._committed(store, manifest.checkpoint, True)
+            raise
+        self._committed(store, manifest.checkpoint, moved)
         return moved
+
+    def _committed(self, store: Store, checkpoint: str, moved: bool) -> None:
+        with self._lineage_lock:
+            _PARENTS[store.url] = checkpoint
+            if moved:
+                _HEADS[store.url] = checkpoint
+                self.waiting.pop(store.url, None)
 
     # Events --------------------------------------------------------------------------------
     def before_cell(self, raw_cell: str, cell_id: str | None = None) -> None:
