@@ -26,6 +26,7 @@ import decimal
 import enum
 import gc
 import io
+import pickle
 import socket
 import sys
 import types
@@ -252,6 +253,13 @@ class _Walk(ArrayHashing):
         if isinstance(obj, (bytearray, memoryview)):
             self.hasher.update(obj)
             self.size += len(obj)
+            return []
+        if t is pickle.PickleBuffer:
+            # What a buffer's `__reduce_ex__(5)` hands over (pyarrow's, under every Arrow-backed
+            # pandas column): its bytes are the value. Its referents are only its owner.
+            view = memoryview(obj)
+            self.hasher.update(view.cast("B") if view.contiguous else view.tobytes())
+            self.size += view.nbytes
             return []
         if self.pandas_types and isinstance(obj, self.pandas_types):
             return self.visit_reduced(obj)

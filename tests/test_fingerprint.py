@@ -425,3 +425,15 @@ def test_a_logger_level_change_is_seen_and_the_logger_is_rebuilt_not_stored():
     after = fingerprint(logger)
     assert after.content != before.content
     assert after.unpicklable and "logger" in after.unpicklable  # pickle would bring back the defaults
+
+
+@pytest.mark.parametrize("dtype, value", [("string[pyarrow]", "zz"), ("int64[pyarrow]", 7)])
+def test_a_write_into_an_arrow_backed_column_changes_content(dtype, value):
+    # pandas 3 makes text columns Arrow-backed when pyarrow is installed: their bytes reach
+    # the walk as pickle.PickleBuffer, which used to be walked for referents, never hashed.
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    series = pd.Series(["a", "b", "c"] if "string" in dtype else [1, 2, 3], dtype=dtype)
+    before = content(series)
+    series[1] = value
+    assert content(series) != before
