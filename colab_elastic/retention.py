@@ -74,7 +74,7 @@ def _check_inside(store: Store, folder: str) -> None:
     if not store.local:
         return  # object stores and memory:// have no links
     path = store.path(folder)
-    if os.path.lexists(path) and os.path.realpath(path) != os.path.join(os.path.realpath(store.root), folder):
+    if os.path.lexists(path) and os.path.realpath(path) != os.path.normpath(os.path.join(os.path.realpath(store.root), folder)):
         raise StorageError(f"{path} is a link out of the checkpoint folder {store.url}: garbage collection "
                            "deletes nothing through it")
 
