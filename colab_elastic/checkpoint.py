@@ -31,7 +31,8 @@ from ._version import __version__
 from .analysis import analyze_cell
 from .errors import StorageError, UnpicklableWarning, describe
 from .files import Carried, FileLog, carry, environment
-from .fingerprint import Fingerprint, fingerprint, overlapping
+from .covariables import overlapping
+from .fingerprint import Fingerprint, fingerprint
 from .history import HistoryGraph
 from .manifest import Author, BlobRef, Environment, Files, GroupEntry, Manifest, Recorded
 from .planner import Bandwidth, GroupInfo, Plan, plan

@@ -39,7 +39,8 @@ import xxhash
 
 from .errors import describe
 from .fingerprint_arrays import ArrayHashing, StringMemo, dtype_text
-from .fingerprint_state import addresses_in, without_matplotlib_bookkeeping, without_pandas_cache
+from .fingerprint_state import (addresses_in, has_custom_reduce, instance_state, without_matplotlib_bookkeeping,
+                                without_pandas_cache)
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
 _REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
@@ -269,7 +270,7 @@ class _Walk(ArrayHashing):
             self.size += 8 * len(obj)
             items = obj.items() if type(obj) is dict else [(item,) for item in obj]
             return [(x, real) for pair in items for x in pair]
-        if _has_custom_reduce(t):
+        if has_custom_reduce(t):
             # What pickle would store: random generators keep their state in C, sklearn
             # estimators trim their __dict__; both say what they are through __reduce__.
             return self.visit_reduced(obj)
@@ -420,7 +421,7 @@ class _Walk(ArrayHashing):
         return children
 
     def visit_object(self, obj: Any) -> list[tuple[Any, bool]]:
-        state = _instance_state(obj)
+        state = instance_state(obj)
         if state is not None:
             self.size += sys.getsizeof(obj, 64)
             self.tag(f"{len(state)} parts")
@@ -455,57 +456,6 @@ def _atom_text(obj: Any, t: type) -> str:
     return f"{t.__name__}:{obj!r}\x00"
 
 
-def _instance_state(obj: Any) -> list[Any] | None:
-    """What a plain Python object holds: its items (for subclasses of builtin containers), its
-    `__dict__` and its slots. None for objects without them (C objects).
-
-    Not `gc.get_referents`: since Python 3.11 an instance's `__dict__` exists only once
-    something asked for it, so the referents of equal objects can differ.
-    """
-    parts: list[Any] = []
-    if isinstance(obj, dict):
-        parts.extend(x for pair in obj.items() for x in pair)
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        parts.extend(obj)
-    found = bool(parts) or isinstance(obj, (dict, list, tuple, set, frozenset))
-    try:
-        attrs = object.__getattribute__(obj, "__dict__")
-    except (AttributeError, TypeError):
-        attrs = None
-    if isinstance(attrs, dict):
-        parts.append(attrs)
-        found = True
-    for klass in type(obj).__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        for name in (slots,) if isinstance(slots, str) else slots:
-            if name in ("__dict__", "__weakref__"):
-                continue
-            found = True
-            try:
-                parts.append(object.__getattribute__(obj, name))
-            except AttributeError:
-                parts.append(None)  # an unset slot
-    return parts if found else None
-
-
-_PLAIN_REDUCE = {getattr(object, name) for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(object, name)}
-
-
-# Builtin iterators keep their position in C, where a walk cannot see it; their `__reduce__`
-# says it (`next(it)` is a change). Not itertools': pickling them is deprecated (3.12+ warns).
-_POSITIONED = frozenset({type(iter([])), type(iter(())), type(iter(range(0))), type(iter("")), type(iter(b"")),
-                         type(reversed([])), map, filter, zip, enumerate})
-
-
-def _has_custom_reduce(t: type) -> bool:
-    """Does this type say itself how it pickles (rather than pickling its `__dict__`)?"""
-    if t in _POSITIONED:
-        return True
-    if t.__module__ == "builtins" or issubclass(t, BaseException):
-        return False
-    return any(getattr(t, name, None) not in _PLAIN_REDUCE for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(t, name))
-
-
 def fingerprint(
     value: Any,
     *,
@@ -538,29 +488,3 @@ def unknown(reason: str) -> Fingerprint:
     even its own next one (so it always looks changed), and never stored."""
     return Fingerprint(content=f"unknown-{uuid.uuid4().hex}", objects=frozenset(), size=0, complete=False,
                        unpicklable=reason)
-
-
-def overlapping(fingerprints: dict[str, Fingerprint]) -> list[frozenset[str]]:
-    """Partition names into co-variable groups: names whose reachable objects overlap.
-
-    `b = a`, `d = {"k": a}` and a numpy view of an array all land in one group, so that
-    they are stored or recomputed together and their aliasing survives a restore.
-    """
-    parent = {name: name for name in fingerprints}
-
-    def find(name: str) -> str:
-        while parent[name] != name:
-            parent[name] = parent[parent[name]]
-            name = parent[name]
-        return name
-
-    owner: dict[int, str] = {}
-    for name in sorted(fingerprints):
-        for obj in fingerprints[name].objects:
-            other = owner.setdefault(obj, name)
-            if other != name:
-                parent[find(name)] = find(other)
-    groups: dict[str, set[str]] = {}
-    for name in fingerprints:
-        groups.setdefault(find(name), set()).add(name)
-    return sorted((frozenset(g) for g in groups.values()), key=lambda g: sorted(g))

@@ -1,7 +1,9 @@
-"""What a value's pickled state says about it, less what is not the value: caches a read
-fills (pandas' `_cache`), `id()` addresses of its own attributes (sklearn's `_stop_words_id`),
-which differ in every process, and matplotlib's bookkeeping (a callback-id counter that pickling
-itself advances, transform parents keyed by address). Part of the fingerprint walk; pure.
+"""Where a value's state is, for the fingerprint walk: in what its type's `__reduce__` says
+(`has_custom_reduce`), or in its items, `__dict__` and slots (`instance_state`); and what a
+pickled state says that is not the value: caches a read fills (pandas' `_cache`), `id()`
+addresses of its own attributes (sklearn's `_stop_words_id`), which differ in every process, and
+matplotlib's bookkeeping (a callback-id counter that pickling itself advances, transform
+parents keyed by address). Part of the fingerprint walk; pure.
 """
 
 from __future__ import annotations
@@ -59,3 +61,54 @@ def addresses_in(state: dict[Any, Any]) -> dict[Any, Any]:
         if named and named in state:
             found[key] = named
     return found
+
+
+def instance_state(obj: Any) -> list[Any] | None:
+    """What a plain Python object holds: its items (for subclasses of builtin containers), its
+    `__dict__` and its slots. None for objects without them (C objects).
+
+    Not `gc.get_referents`: since Python 3.11 an instance's `__dict__` exists only once
+    something asked for it, so the referents of equal objects can differ.
+    """
+    parts: list[Any] = []
+    if isinstance(obj, dict):
+        parts.extend(x for pair in obj.items() for x in pair)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        parts.extend(obj)
+    found = bool(parts) or isinstance(obj, (dict, list, tuple, set, frozenset))
+    try:
+        attrs = object.__getattribute__(obj, "__dict__")
+    except (AttributeError, TypeError):
+        attrs = None
+    if isinstance(attrs, dict):
+        parts.append(attrs)
+        found = True
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            found = True
+            try:
+                parts.append(object.__getattribute__(obj, name))
+            except AttributeError:
+                parts.append(None)  # an unset slot
+    return parts if found else None
+
+
+_PLAIN_REDUCE = {getattr(object, name) for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(object, name)}
+
+
+# Builtin iterators keep their position in C, where a walk cannot see it; their `__reduce__`
+# says it (`next(it)` is a change). Not itertools': pickling them is deprecated (3.12+ warns).
+_POSITIONED = frozenset({type(iter([])), type(iter(())), type(iter(range(0))), type(iter("")), type(iter(b"")),
+                         type(reversed([])), map, filter, zip, enumerate})
+
+
+def has_custom_reduce(t: type) -> bool:
+    """Does this type say itself how it pickles (rather than pickling its `__dict__`)?"""
+    if t in _POSITIONED:
+        return True
+    if t.__module__ == "builtins" or issubclass(t, BaseException):
+        return False
+    return any(getattr(t, name, None) not in _PLAIN_REDUCE for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(t, name))

@@ -22,7 +22,8 @@ from typing import Any, Callable, Protocol
 from . import randomness
 from .ambient import Ambient
 from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError, describe
-from .fingerprint import Fingerprint, fingerprint, overlapping
+from .covariables import overlapping
+from .fingerprint import Fingerprint, fingerprint
 from .history import HistoryGraph
 from .lineage import read_latest
 from .manifest import Manifest

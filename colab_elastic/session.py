@@ -26,12 +26,12 @@ from .planner import Bandwidth, Plan
 from .progress import progress_bar
 from .recorder import Recorder
 from .restore import RestoreReport, Runner, restore
+from .speeds import Speeds
 from .store import BlobInfo, Store
 from .trust import judge, sign
 
 log = logging.getLogger("colab_elastic.session")
 
-_MIN_MEASURED_BYTES = 1 << 20  # smaller transfers measure latency, not bandwidth
 
 # Per location, the checkpoint LATEST may be moved from by this kernel: the one it wrote or
 # restored last (None: there was none). Kept per process, so `%reload_ext` goes on where the
@@ -131,8 +131,8 @@ class Session:
         self.files = files.FileLog()  # what cells read, wrote and installed (fed by the audit hook)
         self.busy = False  # True while we checkpoint or restore: our own cell runs are not recorded
         self.unpicklable: dict[str, tuple[str, str]] = {}  # name -> (content that failed, why)
-        self._bandwidth: dict[str, Bandwidth] = {}
-        self._rerun_overhead = Bandwidth().rerun_overhead  # until a restore measures it here
+        self.speeds = Speeds(self.settings.write_bandwidth, self.settings.read_bandwidth,
+                             self.settings.checkpoint_weight)
         self._known_blobs: dict[str, dict[str, BlobInfo]] = {}
         self._stores: dict[tuple[str, str], Store] = {}
         self._writable: set[str] = set()
@@ -260,9 +260,7 @@ class Session:
         return url or self.settings.resolved_url()
 
     def bandwidth(self, url: str) -> Bandwidth:
-        measured = self._bandwidth.get(url) or Bandwidth(self.settings.write_bandwidth, self.settings.read_bandwidth)
-        return replace(measured, rerun_overhead=self._rerun_overhead,
-                                   checkpoint_weight=self.settings.checkpoint_weight)
+        return self.speeds.bandwidth(url)
 
     def store(self, url: str, storage_options: dict[str, Any] | None = None,
               opener: Callable[[str, dict[str, Any] | None], Store] = Store) -> Store:
@@ -280,27 +278,8 @@ class Session:
 
     def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None,
                 rerun_overhead: float | None = None) -> None:
-        """Learn the destination's speed from real transfers (no probe files), and what a rerun
-        costs beyond its cell's runtime from a restore's reruns."""
-        current = self.bandwidth(url)
-        write, read_bw, latency = current.write, current.read, current.latency
-        if blobs:
-            big = [b for b in blobs if b.size >= _MIN_MEASURED_BYTES]
-            small = [b for b in blobs if b.size < _MIN_MEASURED_BYTES]
-            if big:
-                # Parallel uploads overlap: the bytes moved over the time from the first start
-                # to the last end, not over the sum of their durations.
-                timed = [b for b in big if b.started]
-                span = (max(b.started + b.seconds for b in timed) - min(b.started for b in timed)) if timed else 0.0
-                measured = sum(b.size for b in big) / max(1e-6, span or sum(b.seconds for b in big))
-                write = measured if url not in self._bandwidth else 0.5 * write + 0.5 * measured
-            if small:
-                latency = sorted(b.seconds for b in small)[len(small) // 2]
-        if read and read[0] >= _MIN_MEASURED_BYTES and read[1] > 0:
-            read_bw = read[0] / read[1]
-        self._bandwidth[url] = Bandwidth(write, read_bw, latency)
-        if rerun_overhead is not None:
-            self._rerun_overhead = rerun_overhead
+        """Learn speeds from real transfers and a restore's reruns (see `speeds`)."""
+        self.speeds.measure(url, blobs, read, rerun_overhead)
 
     def ensure_writable(self, store: Store) -> None:
         """Refuse a location we cannot write to, once, up front, in one line."""
@@ -481,7 +460,7 @@ class Session:
             "cells recorded": len(self.graph.executions) - 1,
             "live variables": len(self.graph.active),
         }
-        bw = self._bandwidth.get(url)
+        bw = self.speeds.measured.get(url)
         if bw:
             fields["measured speed"] = f"write {bw.write / 1e6:.0f} MB/s, read {bw.read / 1e6:.0f} MB/s"
         if self.last_checkpoint is not None and self.last_checkpoint_time is not None:

@@ -14,7 +14,8 @@ import warnings
 
 import pytest
 
-from colab_elastic.fingerprint import fingerprint, overlapping, unpicklable_reason
+from colab_elastic.covariables import overlapping
+from colab_elastic.fingerprint import fingerprint, unpicklable_reason
 from colab_elastic.namespace import notebook_predicate
 
 

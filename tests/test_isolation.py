@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 import colab_elastic
 from colab_elastic.errors import RestoreWarning, StorageError, UnpicklableWarning
-from colab_elastic.fingerprint import fingerprint, overlapping
+from colab_elastic.covariables import overlapping
+from colab_elastic.fingerprint import fingerprint
 from tests.kernels import roundtrip
 
 # Each class breaks one thing a walk, a pickler or an unpickler may touch. They are defined

@@ -1,0 +1,55 @@
+"""What a plan's costs are made of, learned in this runtime: each destination's speed from real
+transfers (no probe files), and what a rerun costs beyond its cell's runtime from restores.
+
+Pure: no IPython, no fsspec; fed with `BlobInfo`s and a restore's timings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .planner import Bandwidth
+
+if TYPE_CHECKING:  # annotations only: the store imports fsspec
+    from .store import BlobInfo
+
+MIN_MEASURED_BYTES = 1 << 20  # smaller transfers measure latency, not bandwidth
+
+
+class Speeds:
+    """Per destination URL, the speeds measured so far; one rerun overhead for the runtime."""
+
+    def __init__(self, write: float, read: float, checkpoint_weight: float) -> None:
+        self.assumed = Bandwidth(write, read)  # until a transfer measures it
+        self.checkpoint_weight = checkpoint_weight
+        self.measured: dict[str, Bandwidth] = {}
+        self.rerun_overhead = Bandwidth().rerun_overhead
+
+    def bandwidth(self, url: str) -> Bandwidth:
+        """What a plan for `url` is made of now."""
+        return replace(self.measured.get(url) or self.assumed, rerun_overhead=self.rerun_overhead,
+                       checkpoint_weight=self.checkpoint_weight)
+
+    def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None,
+                rerun_overhead: float | None = None) -> None:
+        """Learn from blobs written to `url`, (bytes, seconds) read from it, a restore's reruns."""
+        current = self.bandwidth(url)
+        write, read_bw, latency = current.write, current.read, current.latency
+        if blobs:
+            big = [b for b in blobs if b.size >= MIN_MEASURED_BYTES]
+            small = [b for b in blobs if b.size < MIN_MEASURED_BYTES]
+            if big:
+                # Parallel uploads overlap: the bytes moved over the time from the first start
+                # to the last end, not over the sum of their durations.
+                timed = [b for b in big if b.started]
+                span = (max(b.started + b.seconds for b in timed) - min(b.started for b in timed)) if timed else 0.0
+                measured = sum(b.size for b in big) / max(1e-6, span or sum(b.seconds for b in big))
+                write = measured if url not in self.measured else 0.5 * write + 0.5 * measured
+            if small:
+                latency = sorted(b.seconds for b in small)[len(small) // 2]
+        if read and read[0] >= MIN_MEASURED_BYTES and read[1] > 0:
+            read_bw = read[0] / read[1]
+        self.measured[url] = Bandwidth(write, read_bw, latency)
+        if rerun_overhead is not None:
+            self.rerun_overhead = rerun_overhead
