@@ -20,7 +20,6 @@ import threading
 import time
 from typing import Any
 
-from tqdm import std as tqdm_std
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 REFRESH_SECONDS = 0.5  # a text display is redrawn at most this often
@@ -59,6 +58,8 @@ class _Count:
 
     def line(self) -> str:
         """The bar as tqdm draws it: `checkpoint: 100%|██████████| 2.09k/2.09k [00:00<00:00, 1.2MB/s]`."""
+        from tqdm import std as tqdm_std  # on first use: `%load_ext` need not pay for tqdm
+
         return tqdm_std.tqdm.format_meter(self.n, self.total, time.monotonic() - self.started, prefix=self.desc,
                                           unit=self.unit, unit_scale=self.unit == "B", postfix=self.postfix or None)
 
@@ -172,6 +173,8 @@ def progress_bar(total: int, desc: str, unit: str = "step") -> Any:
     if kernel:
         return _DisplayedLine(total, desc, unit)
     if _on_terminal():
+        from tqdm import std as tqdm_std
+
         return tqdm_std.tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", leave=True,
                              file=sys.stderr, mininterval=0.2)
     return _FinalLine(total, desc, unit)
