@@ -145,7 +145,8 @@ class Recorder:
                 pending.failure = "the cell could not be parsed"
             seed = set(ids) if analysis.dynamic else analysis.loads | analysis.deletes
             uses = readonly.uses(self.transform(raw_cell)) if not analysis.dynamic else {}
-            if uses and readonly.draws_on_current_figure(self.namespace, uses):
+            drawing = bool(uses) and readonly.draws_on_current_figure(self.namespace, uses)
+            if drawing:
                 # `plt.title("x")` changes the current figure, held by a name the cell never says.
                 seed |= {n for n in ids if (n in self._cache and not self._cache[n][1].comparable)
                          or (n not in self._cache and readonly.is_artist(self.namespace[n]))}
@@ -153,7 +154,7 @@ class Recorder:
             pending.unrepeatable = analysis.unrepeatable
             pending.loads = frozenset(candidates)
             pending.before = {n: self.fingerprint(n) for n in candidates if n in ids}
-            if uses:
+            if uses and not drawing:  # `fig.savefig(...)` after `plt.title(...)` changed fig
                 pending.light = self._light(uses, seed, candidates)
             pending.modules = {n: sig for n in pending.before if (sig := self._module_signature(n)) is not None}
         except Exception as exc:  # noqa: BLE001

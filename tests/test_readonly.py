@@ -120,3 +120,13 @@ def test_drawing_through_pyplot_changes_the_figures_it_does_not_name(code):
     assert {"fig", "ax"} <= cells.run(code)
     assert not {"fig", "ax"} & cells.run("plt.show()\nplt.close('all')")
     plt.close(fig)
+
+
+def test_a_figure_the_cell_saves_after_drawing_on_it_through_pyplot_is_walked():
+    plt.close("all")
+    fig = plt.figure()  # no name for its axes: nothing else would make fig look changed
+    plt.plot([1, 2])
+    cells = Cells(plt=plt, fig=fig, io=__import__("io"))
+    cells.run("n = fig.get_figwidth()")
+    assert "fig" in cells.run("plt.title('drawn')\nfig.savefig(io.BytesIO())")
+    plt.close(fig)
