@@ -41,6 +41,10 @@ _HEADS: dict[str, str | None] = {}
 # the lineage this kernel continues.
 _PARENTS: dict[str, str] = {}
 _LINEAGE: list[str] = []
+# Per location, every checkpoint this kernel sent to commit, noted before the first request:
+# LATEST naming one of them is this kernel's own, even when an interrupt landed after LATEST
+# moved and before `_HEADS` could note it.
+_WRITTEN: dict[str, set[str]] = {}
 
 
 @dataclass
@@ -221,7 +225,9 @@ class Session:
             notebook = colab.notebook_record()
             manifest = replace(manifest, lineage=self.lineage, parent=_PARENTS.get(store.url),
                                notebook=Notebook(notebook.get("name"), notebook.get("id")))
-            replaces = _HEADS.get(store.url)
+            written = _WRITTEN.setdefault(store.url, set())
+            replaces = {_HEADS.get(store.url), *written}
+            written.add(manifest.checkpoint)
         body = manifest.to_json()
         sign(body)  # last: the signature covers every field (see trust)
         try:

@@ -283,12 +283,11 @@ class Store:
         self._run_parallel([(one, job) for job in jobs])
         return written, failed
 
-    def commit(self, manifest: dict[str, Any], *, replaces: str | None = None, force: bool = True) -> bool:
+    def commit(self, manifest: dict[str, Any], *, replaces: str | Iterable[str | None] | None = None, force: bool = True) -> bool:
         """Write the manifest, then point LATEST at it, unless LATEST has moved on.
 
-        Fast-forward only: unless `force`, LATEST is moved only if it names the checkpoint
-        `replaces` (the one this kernel wrote or restored last), or nothing (or an unreadable
-        pointer). Otherwise the manifest is still written, kept beside the current one (see
+        Fast-forward only: unless `force`, LATEST is moved only if it names `replaces` (the
+        checkpoint this kernel wrote or restored last, or one of several), or nothing. Otherwise the manifest is still written, kept beside the current one (see
         `%elastic log`), and False is returned. Raises StorageError, leaving the previous
         checkpoint current, if anything fails (including a manifest of that id already existing).
 
@@ -304,7 +303,8 @@ class Store:
             raise StorageError(f"cannot write manifest {name} at {self.url}: it already exists{INTACT}") from None
         if not force:
             current = self.pointer()
-            if current is not None and current.checkpoint != replaces:
+            allowed = {replaces} if replaces is None or isinstance(replaces, str) else set(replaces)
+            if current is not None and current.checkpoint not in allowed:
                 log.info("checkpoint %s kept beside %s at %s (LATEST moved on)", checkpoint, current.checkpoint, self.url)
                 return False
         pointer = Pointer(name, digest_of(body), checkpoint, manifest.get("lineage"), manifest.get("parent"),

@@ -220,3 +220,31 @@ def test_a_runtime_killed_two_seconds_after_a_quick_cell_comes_back_as_after_tha
         assert second.run("print(last, len(counts))").stdout.strip() == "7 8"
     finally:
         second.close()
+
+
+def test_an_interrupt_after_latest_moved_does_not_strand_the_next_checkpoints(shell, tmp_path, monkeypatch):
+    # The interrupt lands after the commit moved LATEST and before the kernel noted it as its
+    # head: the next checkpoint must still move LATEST (it was kept beside it, and a restore
+    # brought back the older state).
+    import colab_elastic
+    from colab_elastic import session as session_module
+
+    url = str(tmp_path / "ckpt")
+    shell.run_line_magic("load_ext", "colab_elastic")
+    shell.run_cell("x = 1")
+    colab_elastic.checkpoint(url)
+    shell.run_cell("x = 2")
+    noted = session_module.Session._committed
+
+    def interrupted(self, store, checkpoint, moved):
+        monkeypatch.setattr(session_module.Session, "_committed", noted)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session_module.Session, "_committed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        colab_elastic.checkpoint(url)
+    shell.run_cell("x = 3")
+    colab_elastic.checkpoint(url)
+    shell.run_cell("x = 0")
+    colab_elastic.restore(url)
+    assert shell.user_ns["x"] == 3
