@@ -140,11 +140,12 @@ class Recorder:
         try:
             pending.rng = randomness.capture()
             pending.settings = self.settings.capture()
-            analysis = analyze_cell(self.transform(raw_cell))
+            code = self.transform(raw_cell)  # IPython's transform costs as much as the rest: once
+            analysis = analyze_cell(code)
             if not analysis.parsed:
                 pending.failure = "the cell could not be parsed"
             seed = set(ids) if analysis.dynamic else analysis.loads | analysis.deletes
-            uses = readonly.uses(self.transform(raw_cell)) if not analysis.dynamic else {}
+            uses = readonly.uses(code) if not analysis.dynamic else {}
             drawing = bool(uses) and readonly.draws_on_current_figure(self.namespace, uses)
             if drawing:
                 # `plt.title("x")` changes the current figure, held by a name the cell never says.
