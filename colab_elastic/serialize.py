@@ -142,15 +142,11 @@ def _by_dill(obj: Any, namespace: Mapping[str, Any]) -> tuple[Any, tuple[bytes]]
         return _from_cloudpickle, (buffer.getvalue(),)
 
 
-@functools.cache
-def _cloud_pickler() -> type | None:
-    """cloudpickle's (C) Pickler with the notebook rules, or None without cloudpickle."""
-    try:
-        import cloudpickle
-    except ImportError:
-        return None
+def _with_notebook_rules(base: type, *, defer: bool) -> type:
+    """`base` (dill's or cloudpickle's Pickler) for a nested pickle under the notebook rules;
+    `defer`: what the rules leave goes to `base`'s own `reducer_override`."""
 
-    class CloudPickler(cloudpickle.Pickler):  # type: ignore[misc, name-defined]
+    class Nested(base):  # type: ignore[misc, valid-type]
         def __init__(self, file: BinaryIO, namespace: Mapping[str, Any]) -> None:
             super().__init__(file, protocol=5)
             self.namespace = namespace
@@ -160,9 +156,22 @@ def _cloud_pickler() -> type | None:
 
         def reducer_override(self, obj: Any) -> Any:
             rule = self.notebook_rule(obj)
-            return rule if rule is not NotImplemented else super().reducer_override(obj)
+            return super().reducer_override(obj) if defer and rule is NotImplemented else rule
 
-    return CloudPickler
+    Nested.__name__ = Nested.__qualname__ = f"{base.__module__.split('.')[0].capitalize()}Pickler"
+    return Nested
+
+
+@functools.cache
+def _cloud_pickler() -> type | None:
+    """cloudpickle's (C) Pickler with the notebook rules, or None without cloudpickle."""
+    try:
+        import cloudpickle
+    except ImportError:
+        return None
+
+    # cloudpickle does its own work in `reducer_override`: what the rules leave goes there.
+    return _with_notebook_rules(cloudpickle.Pickler, defer=True)
 
 
 @functools.cache
@@ -174,16 +183,7 @@ def _dill_classes() -> tuple[type, type]:
     # (cloudpickle, or the value is recomputed), the warning would only reach the user's cell.
     warnings.filterwarnings("ignore", category=dill.PicklingWarning)
 
-    class DillPickler(dill.Pickler):  # type: ignore[misc, name-defined]
-        def __init__(self, file: BinaryIO, namespace: Mapping[str, Any]) -> None:
-            super().__init__(file, protocol=5)
-            self.namespace = namespace
-            self.shared_roots: dict[int, Any] = {}
-
-        notebook_rule = _Pickler.notebook_rule
-
-        def reducer_override(self, obj: Any) -> Any:
-            return self.notebook_rule(obj)
+    DillPickler = _with_notebook_rules(dill.Pickler, defer=False)
 
     class DillUnpickler(dill.Unpickler):  # type: ignore[misc, name-defined]
         def __init__(self, file: BinaryIO, namespace: dict[str, Any]) -> None:
