@@ -16,7 +16,9 @@ from typing import Any, Callable
 # The notebook: state A is what the first checkpoint holds, state B the second.
 CELLS_A = [
     "import time\nimport numpy as np\nbase = np.arange(80_000, dtype=np.float64)",
-    "time.sleep(0.03)\nmodel = {'w': base * 2.0, 'name': 'm1'}",
+    # Slow enough to be stored whatever the measured speed (a loopback GCS latency of 50 ms made
+    # a 30 ms cell cheaper to rerun, leaving no blob for the damage faults to hurt).
+    "time.sleep(0.3)\nmodel = {'w': base * 2.0, 'name': 'm1'}",
     "items = [i * i for i in range(2000)]",
     "time.sleep(0.03)\nlabels = {str(i): i for i in range(3000)}",
     "alias = model['w']",
