@@ -79,12 +79,12 @@ class _Group:
 
 def _groups(recorder: Recorder, unpicklable: dict[str, tuple[str, str]], fresh: bool = True) -> list[_Group]:
     names = recorder.names()
-    fps = {n: recorder.fingerprint(n, fresh=fresh) for n in names}
+    fps = {n: recorder.fingerprint(n, fresh=fresh, portable=True) for n in names}
     if not fresh:
         # Cached is not current for what code outside cells may have changed (see freshness).
         threads = freshness.foreign_threads()
         for name in freshness.to_refresh(fps, recorder.proven(), quiet=not threads):
-            fps[name] = recorder.fingerprint(name, fresh=True)
+            fps[name] = recorder.fingerprint(name, fresh=True, portable=True)
     groups = []
     for members in overlapping(fps):
         try:

@@ -56,6 +56,11 @@ def on_drive(url: str) -> bool:
     return path == root or path.startswith(root + os.sep)
 
 
+def on_local_disk(url: str) -> bool:
+    """Is this location a folder on this machine's own disk (not a network one, not Drive)?"""
+    return ("://" not in url or url.startswith("file://")) and not on_drive(url)
+
+
 def notebook_name() -> str | None:
     """The open notebook's name as Colab knows it, or None outside Colab (or if Colab won't say)."""
     if not in_colab():

@@ -17,6 +17,12 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"COLAB_ELASTIC_{name}", default)
 
 
+def _mbps(name: str) -> float | None:
+    """A speed set in the environment in MB/s, as bytes/s; None when not set."""
+    value = _env(name, "")
+    return float(value) * 1e6 if value else None
+
+
 def session_name_from_environment() -> str:
     """A stable name for this notebook: the user's choice; else the notebook's name (Colab's, or
     Jupyter's session path) and, when Colab tells its file id, the key of that id (names repeat:
@@ -123,8 +129,9 @@ class Settings:
 
     session: str = field(default_factory=session_name_from_environment)
     url: str | None = None  # None: `default_url(session)` at the time of use
-    write_bandwidth: float = field(default_factory=lambda: float(_env("WRITE_MBPS", "100")) * 1e6)
-    read_bandwidth: float = field(default_factory=lambda: float(_env("READ_MBPS", "200")) * 1e6)
+    # Assumed speeds in bytes/s until measured; None: by the kind of destination (see speeds.py).
+    write_bandwidth: float | None = field(default_factory=lambda: _mbps("WRITE_MBPS"))
+    read_bandwidth: float | None = field(default_factory=lambda: _mbps("READ_MBPS"))
     # What a second of checkpointing weighs against a second of restore (the paper's alpha):
     # checkpoints are incremental and mostly in the background; a restore is waited for.
     checkpoint_weight: float = field(default_factory=lambda: float(_env("CHECKPOINT_WEIGHT", "0.25")))

@@ -32,15 +32,15 @@ import sys
 import types
 import uuid
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import xxhash
 
 from .errors import describe
 from .fingerprint_arrays import ArrayHashing, StringMemo, dtype_text
-from .fingerprint_state import (addresses_in, has_custom_reduce, instance_state, without_matplotlib_bookkeeping,
-                                without_pandas_cache)
+from .fingerprint_state import (FunctionState, addresses_in, has_custom_reduce, instance_state,
+                                without_matplotlib_bookkeeping, without_pandas_cache)
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
 _REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
@@ -83,6 +83,10 @@ _LOGGER_REASON = "a logger pickles by its name only: its cells set its level and
 _CLASS_BEHAVIOUR = (types.FunctionType, staticmethod, classmethod, property, *_LEAF_CALLABLES)
 
 DEFAULT_BUDGET = 2_000_000  # objects visited per value before we stop and call it opaque
+# Starts every content digest. Bump it whenever the same value may hash differently: a restore
+# compares only fingerprints of its own scheme (a new runtime installs the newest release, and
+# a checkpoint from an older one would otherwise look changed everywhere).
+SCHEME = "f2:"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,11 @@ class Fingerprint:
     # every cell; a restore may draw) adds ticks and clears caches, so two processes holding the
     # same figure see different contents. Within one process a change is still a change.
     comparable: bool = True
+    # False when the content hashes large text columns by their element pointers (a recorder's
+    # fingerprint, see `fingerprint_arrays.hash_strings`): comparable only within this process,
+    # while `pins` (copies holding those very strings) keep the addresses from being reused.
+    portable: bool = True
+    pins: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
 
 def _type_name(t: type) -> str:
@@ -122,12 +131,15 @@ def unpicklable_reason(obj: Any) -> str | None:
     return None
 
 
-class _Walk(ArrayHashing):
+class _Walk(ArrayHashing, FunctionState):
     """One fingerprinting walk over one value."""
 
     def __init__(self, budget: int, is_notebook_defined: Callable[[Any], bool],
-                 strings: StringMemo | None = None) -> None:
+                 strings: StringMemo | None = None, portable: bool = True) -> None:
         self.strings = strings
+        self.portable = portable
+        self.portable_content = True
+        self.pins: list[Any] = []
         self.hasher = xxhash.xxh3_128()
         self.seen: dict[int, int] = {}
         self.keepalive: list[Any] = []  # ids stay unique only while the objects live
@@ -319,32 +331,6 @@ class _Walk(ArrayHashing):
             return False
         return True
 
-    def visit_function(self, func: types.FunctionType) -> list[tuple[Any, bool]]:
-        if not self.is_notebook_defined(func):
-            self.tag(func.__qualname__)
-            self.objects.discard(id(func))
-            return []
-        self.hash_code(func.__code__)
-        children: list[tuple[Any, bool]] = [(func.__defaults__, True), (func.__kwdefaults__, True)]
-        self.tag(f"{len(func.__closure__ or ())} cells")
-        for cell in func.__closure__ or ():
-            try:
-                children.append((cell.cell_contents, True))
-            except ValueError:  # an empty cell: the variable is not bound yet
-                self.tag("<empty cell>")
-        children.append((func.__dict__, True))
-        return children
-
-    def hash_code(self, code: types.CodeType) -> None:
-        # Not repr(co_consts): a nested code object's repr holds its memory address.
-        self.hasher.update(code.co_code)
-        self.tag(repr(code.co_names))
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                self.hash_code(const)
-            else:
-                self.tag(repr(const))
-
     def visit_set(self, items: set | frozenset) -> list[tuple[Any, bool]]:
         # Order-independent: set order depends on the process's hash seed.
         digests = []
@@ -355,7 +341,9 @@ class _Walk(ArrayHashing):
                 self.size += 8
                 continue
             sub = fingerprint(item, budget=self.budget, is_notebook_defined=self.is_notebook_defined,
-                              strings=self.strings)
+                              strings=self.strings, portable=self.portable)
+            self.pins.extend(sub.pins)
+            self.portable_content &= sub.portable
             digests.append(sub.content)
             self.objects |= sub.objects
             self.size += sub.size
@@ -372,6 +360,8 @@ class _Walk(ArrayHashing):
         # `__dict__` before `__reduce_ex__`: some objects create it on first access
         # (`functools.partial` pickles None until then), so the first walk would differ.
         own = getattr(obj, "__dict__", None)
+        if isinstance(own, dict) and "_pa_array" in own and type(obj).__module__.startswith("pandas."):
+            return self.visit_arrow_backed(own)
         try:
             reduced = obj.__reduce_ex__(5)
         except Exception as exc:  # noqa: BLE001 - any failure means "cannot pickle"
@@ -420,6 +410,24 @@ class _Walk(ArrayHashing):
             children += [(x, True) for pair in pairs for x in pair]
         return children
 
+    def visit_arrow_backed(self, own: dict[str, Any]) -> list[tuple[Any, bool]]:
+        """A pandas Arrow-backed array: its Arrow data by a digest of the data in one chunk (what
+        pandas pickles, whatever the chunks), the rest of its `__dict__` walked. Arrow arrays are
+        immutable, so the digest of the very same one (`strings` remembers it) is reused: pandas'
+        own `__getstate__` copies every chunk into one, each time a cell reads the column."""
+        data = own["_pa_array"]
+        digest = self.strings.arrow(data) if self.strings is not None else None
+        if digest is None:
+            whole = data.combine_chunks() if hasattr(data, "combine_chunks") else data
+            digest = fingerprint(whole, budget=self.budget).content
+            if self.strings is not None:
+                self.strings.remember_arrow(data, digest)
+        self.size += getattr(data, "nbytes", 0)
+        self.tag(f"arrow {digest}")
+        rest = sorted((k, v) for k, v in own.items() if k not in ("_pa_array", "_cache") and type(k) is str)
+        self.tag(f"state {len(rest)}")
+        return [(x, True) for pair in rest for x in pair]
+
     def visit_object(self, obj: Any) -> list[tuple[Any, bool]]:
         state = instance_state(obj)
         if state is not None:
@@ -462,24 +470,28 @@ def fingerprint(
     budget: int = DEFAULT_BUDGET,
     is_notebook_defined: Callable[[Any], bool] = lambda obj: False,
     strings: StringMemo | None = None,
+    portable: bool = True,
 ) -> Fingerprint:
     """Fingerprint one value (see `Fingerprint`). Never raises: what could not be looked at
     makes the fingerprint incomplete, with the reason in `unpicklable`. `strings` remembers
-    the digests of large text columns between calls (see `StringMemo`); the result is the same
-    with or without it."""
-    walk = _Walk(budget, is_notebook_defined, strings)
+    the digests of large text columns between calls (see `StringMemo`); a portable result is
+    the same with or without it, in any process. `portable=False` lets `strings` hash new large
+    text columns by their pointers: cheaper, and comparable only with this process's own."""
+    walk = _Walk(budget, is_notebook_defined, strings, portable)
     try:
         walk.run(value)
     except Exception as exc:  # noqa: BLE001 - e.g. a RecursionError while noting another failure
         walk.complete = False
         walk.unpicklable = walk.unpicklable or f"could not be fingerprinted ({describe(exc)})"
     return Fingerprint(
-        content=walk.hasher.hexdigest(),
+        content=SCHEME + walk.hasher.hexdigest(),
         objects=walk.shared_objects(),
         size=walk.size,
         complete=walk.complete,
         unpicklable=walk.unpicklable,
         comparable=walk.comparable,
+        portable=walk.portable_content,
+        pins=tuple(walk.pins),
     )
 
 

@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import xxhash
@@ -24,6 +25,9 @@ class ArrayHashing:
     objects: set[int]
     keepalive: list[Any]
     strings: "StringMemo | None" = None
+    portable: bool = True  # see `hash_strings`
+    portable_content: bool = True  # False once a digest of pointers went into the hash
+    pins: list[Any]
 
     def tag(self, text: str) -> None:
         raise NotImplementedError
@@ -81,6 +85,12 @@ class ArrayHashing:
         if data.flags.c_contiguous:
             self.hasher.update(data.reshape(-1).view("u1") if data.size else b"")
             return
+        if data.flags.f_contiguous:
+            # Column-major (a DataFrame's `to_numpy()`, and what ufuncs make of it): hashed in
+            # memory order, without a copy. Pickle keeps the order, and so does a rerun.
+            self.tag("F-order")
+            self.hasher.update(data.T.reshape(-1).view("u1"))
+            return
         # Hash row blocks: bounded extra memory for a strided view.
         flat = data.reshape(data.shape[0], -1) if data.ndim > 1 else data.reshape(-1, 1)
         step = max(1, (64 << 20) // max(1, flat[0:1].nbytes))
@@ -119,30 +129,59 @@ class ArrayHashing:
         Walking millions of str objects one by one costs seconds per cell; pandas' own
         hasher does it in C. Only when pandas is already loaded, and only when every element
         is a str (or missing): anything else is walked, since it may be shared or mutable.
-        A large array whose element pointers are those `strings` vouched for reuses its digest.
+
+        With a memo, a large array whose element pointers are those the memo pinned reuses
+        its digest. A walk that is not `portable` (the recorder's, compared only within this
+        process) hashes a new large array by its pointers instead of its text: the pinned
+        copy the fingerprint keeps (`pins`) makes equal pointers mean the same strings, and
+        the text is hashed once, when a checkpoint needs a portable fingerprint.
         """
         pd = sys.modules.get("pandas")
         if pd is None or arr.size == 0:
             return False
         memo = self.strings
-        digest = memo.lookup(arr) if memo is not None else None
+        entry = memo.find(arr) if memo is not None else None
+        kind = entry.kind if entry is not None else _string_kind(pd, arr.ravel(order="K"))
+        if kind is None:
+            return False
+        if not self.portable and memo is not None and arr.size >= memo.MIN_ELEMENTS:
+            entry = entry or memo.remember(arr, kind)
+            if entry is not None:
+                self.tag("str-pointers")
+                self.hasher.update(entry.pointers)
+                self.pins.append(entry.pinned)
+                self.portable_content = False
+                self.size += 32 * arr.size
+                return True
+        digest = entry.content if entry is not None else None
         if digest is None:
-            digest = _digest_strings(pd, arr.ravel(order="K"))
+            digest = _digest_strings(pd, arr.ravel(order="K"), kind)
             if digest is None:
                 return False
             if memo is not None:
-                memo.remember(arr, digest)
+                memo.set_content(entry or memo.remember(arr, kind), digest)
         self.tag("str-array")
         self.hasher.update(digest)
         self.size += int(sum(len(x) for x in arr.flat if isinstance(x, str))) if arr.size < 10_000 else 32 * arr.size
         return True
 
 
+def _string_kind(pd: Any, flat: Any) -> str | None:
+    """"string" when every element of a 1-d object array is a str, "missing" when every one is a
+    str or missing (None, NaN), None otherwise."""
+    try:
+        if pd.api.types.infer_dtype(flat, skipna=False) == "string":
+            return "string"
+        return "missing" if pd.api.types.infer_dtype(flat, skipna=True) in ("string", "empty") else None
+    except (TypeError, ValueError):
+        return None
+
+
 _SEPARATOR = "\x00"
 
 
-def _digest_strings(pd: Any, flat: Any) -> bytes | None:
-    """A digest of a 1-d object array whose elements are all str or missing (None otherwise).
+def _digest_strings(pd: Any, flat: Any, kind: str) -> bytes | None:
+    """A digest of a 1-d object array of `kind` (see `_string_kind`); None if it cannot be had.
 
     All str and none holding the separator: the joined text, hashed at memory speed (2.5x faster
     than pandas' per-element hasher on 3M short strings). Missing values or a separator inside a
@@ -150,28 +189,39 @@ def _digest_strings(pd: Any, flat: Any) -> bytes | None:
     alike in every process.
     """
     try:
-        kind = pd.api.types.infer_dtype(flat, skipna=False)
         if kind == "string":
             joined = _SEPARATOR.join(flat)
             if joined.count(_SEPARATOR) == len(flat) - 1:
                 return b"joined" + xxhash.xxh3_128_digest(joined.encode("utf-8", "surrogatepass"))
-        elif pd.api.types.infer_dtype(flat, skipna=True) not in ("string", "empty"):
-            return None
         return b"hashed" + xxhash.xxh3_128_digest(pd.util.hash_array(flat, categorize=False))
     except (TypeError, ValueError):
         return None
 
 
+@dataclass
+class MemoEntry:
+    """What the memo knows of one array of strings: a shallow copy holding its very elements
+    (`pinned`), the digest of their pointers, their kind, and their text's digest once hashed."""
+
+    pinned: Any
+    pointers: bytes
+    kind: str
+    content: bytes | None = None
+
+
 class StringMemo:
     """Digests of large object arrays of strings, trusted while their element pointers are unchanged.
 
-    Hashing 3M strings costs ~75 ms; comparing 3M pointers ~3 ms. A pointer says which object,
-    not what it holds, and an address is reused once its object is freed: so for every array it
-    vouches for, the memo keeps a shallow copy, whose references keep those very string objects
-    alive. While they live no other object can take their addresses, and str is immutable: equal
-    pointers then mean equal contents. Only arrays of `MIN_ELEMENTS` or more are kept (below that
-    hashing is cheap), up to `limit` pointers in all (8 bytes each), least recently used first out.
-    Thread-safe: the recorder and the background checkpoint both fingerprint.
+    Hashing 3M strings costs ~100 ms; comparing or hashing 3M pointers 1-3 ms. A pointer says
+    which object, not what it holds, and an address is reused once its object is freed: so for
+    every array it vouches for, the memo keeps a shallow copy, whose references keep those very
+    string objects alive. While they live no other object can take their addresses, and str is
+    immutable: equal pointers then mean equal contents. An array is found by its identity, or by
+    its pointers (a merge or a copy that kept the rows in order holds the same strings).
+
+    Only arrays of `MIN_ELEMENTS` or more are kept (below that hashing is cheap), up to `limit`
+    pointers in all (8 bytes each), least recently used first out. Thread-safe: the recorder and
+    the background checkpoint both fingerprint.
     """
 
     MIN_ELEMENTS = 100_000
@@ -179,59 +229,116 @@ class StringMemo:
     def __init__(self, limit: int | None = None) -> None:
         mb = float(os.environ.get("COLAB_ELASTIC_STRING_MEMO_MB", "512"))
         self.limit = limit if limit is not None else int(mb * 1e6) // 8
-        # id(array) -> (weak reference to it, shallow copy holding its elements, digest)
-        self._entries: dict[int, tuple[weakref.ref, Any, bytes]] = {}
+        # id(array) -> (weak reference to it, what is known of its elements)
+        self._entries: dict[int, tuple[weakref.ref, MemoEntry]] = {}
+        self._by_pointers: dict[bytes, int] = {}  # pointer digest -> id of the newest array with them
+        self._arrow: dict[int, tuple[weakref.ref, str]] = {}  # id of an Arrow array -> its digest
         self._held = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, arr: Any) -> bytes | None:
-        """The digest remembered for `arr`, if its elements are still the objects it had then."""
+    def find(self, arr: Any) -> MemoEntry | None:
+        """What is known of `arr`, if its elements are objects the memo holds, in that order."""
         if arr.size < self.MIN_ELEMENTS:
             return None
+        np = sys.modules["numpy"]
+        pointers = _pointers(np, arr)
         with self._lock:
-            entry = self._entries.get(id(arr))
-        if entry is None or entry[0]() is not arr or entry[1].shape != arr.shape:
+            found = self._entries.get(id(arr))
+        if found is not None and found[0]() is arr and _same(np, pointers, found[1].pinned):
+            self._touch(id(arr))
+            return found[1]
+        digest = xxhash.xxh3_128_digest(pointers if pointers.flags.c_contiguous else pointers.copy())
+        with self._lock:
+            owner = self._by_pointers.get(digest)
+            found = self._entries.get(owner) if owner is not None else None
+        if found is None or not _same(np, pointers, found[1].pinned):
+            return None
+        entry = found[1]
+        self._add(arr, entry)  # the same strings, found again under this array's identity
+        return entry
+
+    def remember(self, arr: Any, kind: str) -> MemoEntry | None:
+        """Pin `arr`'s elements; None when it is too small or too large to keep."""
+        if arr.size < self.MIN_ELEMENTS or arr.size > self.limit:
             return None
         np = sys.modules["numpy"]
-        if not np.array_equal(_pointers(np, arr), _pointers(np, entry[1])):
-            return None
-        with self._lock:  # most recently used last
-            if self._entries.pop(id(arr), None) is not None:
-                self._entries[id(arr)] = entry
-        return entry[2]
+        pinned = arr.copy(order="K")  # references, not strings: 8 bytes an element
+        pointers = _pointers(np, pinned)
+        digest = xxhash.xxh3_128_digest(pointers if pointers.flags.c_contiguous else pointers.copy())
+        entry = MemoEntry(pinned, b"ptrs" + digest, kind)
+        return entry if self._add(arr, entry, digest) else None
 
-    def remember(self, arr: Any, digest: bytes) -> None:
-        if arr.size < self.MIN_ELEMENTS or arr.size > self.limit:
+    def arrow(self, data: Any) -> str | None:
+        """The digest remembered for this very Arrow array (immutable: same object, same data)."""
+        with self._lock:
+            found = self._arrow.get(id(data))
+        return found[1] if found is not None and found[0]() is data else None
+
+    def remember_arrow(self, data: Any, digest: str) -> None:
+        key = id(data)
+        try:
+            ref = weakref.ref(data, lambda _, key=key: self._forget_arrow(key))
+        except TypeError:
             return
+        with self._lock:
+            self._arrow[key] = (ref, digest)
+
+    def _forget_arrow(self, key: int) -> None:
+        with self._lock:
+            self._arrow.pop(key, None)
+
+    def set_content(self, entry: MemoEntry | None, digest: bytes) -> None:
+        if entry is not None:
+            entry.content = digest  # one assignment: atomic for another thread reading it
+
+    def _add(self, arr: Any, entry: MemoEntry, digest: bytes | None = None) -> bool:
         key = id(arr)
         try:
             ref = weakref.ref(arr, lambda _, key=key: self._forget(key))
         except TypeError:  # not weak-referenceable: never vouched for
-            return
-        pinned = arr.copy(order="K")  # references, not strings: 8 bytes an element
+            return False
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._held -= old[1].size
-            self._entries[key] = (ref, pinned, digest)
-            self._held += pinned.size
+                self._held -= old[1].pinned.size
+            self._entries[key] = (ref, entry)
+            self._held += entry.pinned.size
+            self._by_pointers[digest or entry.pointers[4:]] = key
             while self._held > self.limit and self._entries:
-                oldest = next(iter(self._entries))
-                self._held -= self._entries.pop(oldest)[1].size
+                self._drop(next(iter(self._entries)))
+        return True
+
+    def _touch(self, key: int) -> None:
+        with self._lock:  # most recently used last
+            found = self._entries.pop(key, None)
+            if found is not None:
+                self._entries[key] = found
 
     def _forget(self, key: int) -> None:
         with self._lock:
-            entry = self._entries.pop(key, None)
-            if entry is not None:
-                self._held -= entry[1].size
+            self._drop(key)
+
+    def _drop(self, key: int) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._held -= found[1].pinned.size
+            digest = found[1].pointers[4:]
+            if self._by_pointers.get(digest) == key:
+                del self._by_pointers[digest]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._by_pointers.clear()
+            self._arrow.clear()
             self._held = 0
+
+
+def _same(np: Any, pointers: Any, pinned: Any) -> bool:
+    return pinned.shape == pointers.shape and bool(np.array_equal(pointers, _pointers(np, pinned)))
 
 
 def _pointers(np: Any, arr: Any) -> Any:

@@ -8,7 +8,10 @@ parents keyed by address). Part of the fingerprint walk; pure.
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from typing import Any, Callable
+
+import xxhash
 
 
 def without_pandas_cache(state: Any) -> Any:
@@ -112,3 +115,41 @@ def has_custom_reduce(t: type) -> bool:
     if t.__module__ == "builtins" or issubclass(t, BaseException):
         return False
     return any(getattr(t, name, None) not in _PLAIN_REDUCE for name in ("__reduce__", "__reduce_ex__", "__getstate__") if hasattr(t, name))
+
+
+class FunctionState:
+    """A notebook function's state, for the walk (a mixin of `_Walk`): its code, defaults,
+    closure cells and attributes. A library function is its name."""
+
+    hasher: xxhash.xxh3_128
+    objects: set[int]
+    is_notebook_defined: Callable[[Any], bool]
+
+    def tag(self, text: str) -> None:
+        raise NotImplementedError
+
+    def visit_function(self, func: types.FunctionType) -> list[tuple[Any, bool]]:
+        if not self.is_notebook_defined(func):
+            self.tag(func.__qualname__)
+            self.objects.discard(id(func))
+            return []
+        self.hash_code(func.__code__)
+        children: list[tuple[Any, bool]] = [(func.__defaults__, True), (func.__kwdefaults__, True)]
+        self.tag(f"{len(func.__closure__ or ())} cells")
+        for cell in func.__closure__ or ():
+            try:
+                children.append((cell.cell_contents, True))
+            except ValueError:  # an empty cell: the variable is not bound yet
+                self.tag("<empty cell>")
+        children.append((func.__dict__, True))
+        return children
+
+    def hash_code(self, code: types.CodeType) -> None:
+        # Not repr(co_consts): a nested code object's repr holds its memory address.
+        self.hasher.update(code.co_code)
+        self.tag(repr(code.co_names))
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                self.hash_code(const)
+            else:
+                self.tag(repr(const))

@@ -66,6 +66,8 @@ class Recorder:
         self._cache: dict[str, tuple[int, Fingerprint]] = {}
         # Digests of large text columns, reused while their strings are the same objects.
         self.strings = StringMemo()
+        # name -> (id of the bound object, in-process content, the portable fingerprint of it)
+        self._portable: dict[str, tuple[int, str, Fingerprint]] = {}
         # name -> (id of the module bound, `_module_signature` of it after the last cell)
         self._modules: dict[str, tuple[int, int]] = {}
         # Names fingerprinted since the last cell ran: their cached fingerprints are current.
@@ -77,21 +79,40 @@ class Recorder:
     def names(self) -> list[str]:
         return user_names(self.namespace, self.hidden)
 
-    def fingerprint(self, name: str, *, fresh: bool = False) -> Fingerprint:
+    def fingerprint(self, name: str, *, fresh: bool = False, portable: bool = False) -> Fingerprint:
+        """`name`'s fingerprint, cached until a cell may have changed it (`fresh` takes it anew).
+
+        Cells are compared with this process's own fingerprints, which hash a new large text
+        column by its strings' pointers (see `StringMemo`); `portable` asks for one a checkpoint
+        can record, comparable in any process: the text is hashed then, once per column.
+        """
         value = self.namespace[name]
         cached = self._cache.get(name)
         if not fresh and cached is not None and cached[0] == id(value):
-            return cached[1]
+            fp = cached[1]
+        else:
+            fp = self._take(value, name, portable=False)
+            self._cache[name] = (id(value), fp)
+            self._since_cell.add(name)
+        if not portable or fp.portable:
+            return fp
+        known = self._portable.get(name)
+        # Equal in-process contents are the very same strings and the same everything else.
+        if known is not None and known[0] == id(value) and known[1] == fp.content:
+            return known[2]
+        result = self._take(value, name, portable=True)
+        self._portable[name] = (id(value), fp.content, result)
+        return result
+
+    def _take(self, value: Any, name: str, *, portable: bool) -> Fingerprint:
         try:
-            fp = fingerprint(value, is_notebook_defined=self.is_notebook_defined, strings=self.strings)
+            return fingerprint(value, is_notebook_defined=self.is_notebook_defined, strings=self.strings,
+                               portable=portable)
         except Exception as exc:  # noqa: BLE001 - one value must not cost the cell its recording
             # Unknown: assumed changed by every cell that reaches it, recomputed, never stored.
             reason = f"could not be fingerprinted ({describe(exc)})"
             log.info("%s %s", name, reason)
-            fp = unknown(reason)
-        self._cache[name] = (id(value), fp)
-        self._since_cell.add(name)
-        return fp
+            return unknown(reason)
 
     def proven(self) -> set[str]:
         """Names whose cached fingerprint was taken after the last cell ran (see freshness)."""
@@ -99,6 +120,7 @@ class Recorder:
 
     def reset_cache(self) -> None:
         self._cache.clear()
+        self._portable.clear()
         self._modules.clear()
         self._since_cell.clear()
 

@@ -23,7 +23,7 @@ from . import randomness
 from .ambient import Ambient
 from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError, describe
 from .covariables import overlapping
-from .fingerprint import Fingerprint, fingerprint
+from .fingerprint import SCHEME, Fingerprint, fingerprint
 from .history import HistoryGraph
 from .lineage import read_latest
 from .manifest import Manifest
@@ -360,13 +360,21 @@ def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report:
                 why = f"cell {culprit[0]} failed on rerun" if culprit else "it was not recreated by its cells"
                 report.missing[name] = why
                 continue
-            now[name] = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined)
             recorded = ckpt.fingerprints.get(name)
+            if decision.action == "store" and recorded and not recorded.comparable:
+                # Nothing to compare it with, and a group loaded from one blob keeps its
+                # sharing (one pickle memo): walking a figure again (~0.1 s) would tell nothing.
+                report.unverified[name] = "a matplotlib figure changes when drawn"
+                continue
+            now[name] = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined)
             if not recorded or not recorded.complete or not now[name].complete:
                 report.unverified[name] = "part of it is opaque to a fingerprint"
                 continue
             if not recorded.comparable or not now[name].comparable:
                 report.unverified[name] = "a matplotlib figure changes when drawn"
+                continue
+            if not recorded.content.startswith(SCHEME):
+                report.unverified[name] = "fingerprinted by another version of colab_elastic"
                 continue
             # `reloaded`: what the value looks like after a pickle round trip, when that is not
             # what it looked like before (a `__setstate__` that drops a cache): equal either way.

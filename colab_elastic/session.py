@@ -136,7 +136,7 @@ class Session:
         self.busy = False  # True while we checkpoint or restore: our own cell runs are not recorded
         self.unpicklable: dict[str, tuple[str, str]] = {}  # name -> (content that failed, why)
         self.speeds = Speeds(self.settings.write_bandwidth, self.settings.read_bandwidth,
-                             self.settings.checkpoint_weight)
+                             self.settings.checkpoint_weight, is_local=colab.on_local_disk)
         self._known_blobs: dict[str, dict[str, BlobInfo]] = {}
         self._stores: dict[tuple[str, str], Store] = {}
         self._writable: set[str] = set()

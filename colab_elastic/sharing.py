@@ -25,7 +25,6 @@ import fsspec
 from . import credentials
 from .errors import StorageError
 from .lineage import parse
-from .manifest import Manifest
 from .pointer import parse_manifest
 from .store import LATEST, Store
 

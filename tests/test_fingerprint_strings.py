@@ -102,3 +102,118 @@ def test_the_memo_holds_at_most_its_limit_and_forgets_dead_arrays():
     del kept[:], values
     gc.collect()
     assert len(memo) == 0
+
+
+@pytest.fixture
+def text_hashes(monkeypatch):
+    """How many times a text column's strings were hashed by content."""
+    import colab_elastic.fingerprint_arrays as arrays
+
+    calls = []
+    real = arrays._digest_strings
+
+    def counting(*args):
+        if args[1].size >= StringMemo.MIN_ELEMENTS:  # not column names
+            calls.append(args[1].size)
+        return real(*args)
+
+    monkeypatch.setattr(arrays, "_digest_strings", counting)
+    return calls
+
+
+def test_a_cell_creating_a_text_column_hashes_pointers_and_a_checkpoint_its_text_once(text_hashes):
+    # The recorder compares within this process: a new column costs a pointer hash, not a text
+    # hash (~100 ms per 3M strings); the checkpoint's portable fingerprint hashes the text once.
+    memo = StringMemo()
+    values = column()
+    in_process = fingerprint(values, strings=memo, portable=False)
+    assert text_hashes == [] and not in_process.portable and in_process.pins
+    assert fingerprint(values, strings=memo, portable=False) == in_process
+    portable = fingerprint(values, strings=memo)
+    assert portable.portable and portable.content == fingerprint(column()).content != in_process.content
+    assert fingerprint(values, strings=memo).content == portable.content
+    assert text_hashes == [N, N]  # once with the memo, once for the fresh comparison above
+
+
+@pytest.mark.parametrize("change", [
+    lambda a: a.__setitem__(7, "row 7 changed"),
+    lambda a: a.__setitem__(slice(None), a[::-1].copy()),
+    lambda a: a.__setitem__(N - 1, None),
+    lambda a: a.__setitem__(3, a[4]),
+])
+def test_every_in_place_change_is_seen_by_pointers_too(change):
+    memo = StringMemo()
+    values = column()
+    before = fingerprint(values, strings=memo, portable=False).content
+    change(values)
+    assert fingerprint(values, strings=memo, portable=False).content != before
+
+
+def test_the_pins_of_a_fingerprint_outlive_the_memo(text_hashes):
+    # The memo may drop an array (its limit) while a recorded fingerprint still stands for it:
+    # the fingerprint's own pins keep "row 5" alive, so a new string cannot take its address.
+    memo = StringMemo(limit=N)
+    values = column()
+    before = fingerprint(values, strings=memo, portable=False)
+    for i in range(2):
+        fingerprint(column(prefix=f"other {i}"), strings=memo, portable=False)
+    assert memo.find(values) is None  # dropped
+    values[5] = None
+    gc.collect()
+    values[5] = "".join(["row", " 5"])  # "row 5" again, a new object
+    after = fingerprint(values, strings=memo, portable=False)
+    assert values[5] == "row 5" and after.content != before.content  # other objects: not trusted
+
+
+def test_a_copy_holding_the_same_strings_in_order_is_found_by_its_pointers(text_hashes):
+    # A merge that keeps the left rows in order gives a new array of the very same strings.
+    memo = StringMemo()
+    frame = pd.DataFrame({"name": pd.Series(column(), dtype=object), "k": np.arange(N) % 7})
+    first = fingerprint(frame, strings=memo)
+    merged = frame.merge(pd.DataFrame({"k": range(7), "w": range(7)}), on="k", how="left")
+    assert merged["name"].to_numpy() is not frame["name"].to_numpy()
+    assert fingerprint(merged[["name"]], strings=memo).content == fingerprint(frame[["name"]]).content
+    assert text_hashes == [N, N]  # the frame's, then only the fresh comparison's
+    assert first.content == fingerprint(frame, strings=memo).content
+
+
+def test_a_recorder_checkpoints_portable_fingerprints_and_compares_cells_in_process(text_hashes):
+    from colab_elastic.history import HistoryGraph
+    from colab_elastic.recorder import Recorder
+
+    ns = {"names": column()}
+    recorder = Recorder(ns, HistoryGraph())
+    cell = recorder.fingerprint("names", fresh=True)
+    assert not cell.portable and text_hashes == []
+    recorded = recorder.fingerprint("names", portable=True)
+    assert recorded.portable and recorded.content == fingerprint(column()).content
+    assert recorder.fingerprint("names", portable=True) is recorded  # cached while unchanged
+    assert text_hashes == [N, N]
+
+
+def test_arrow_backed_columns_hash_alike_in_any_chunks_and_are_not_copied_again(monkeypatch):
+    # pandas' own __getstate__ copies every chunk of an Arrow column into one, each time: a
+    # remembered digest of the very same (immutable) Arrow array is used instead.
+    pa = pytest.importorskip("pyarrow")
+    import pickle
+
+    one = pd.DataFrame({"name": pd.Series(column(), dtype="string[pyarrow]"), "x": np.arange(N)})
+    two = pd.concat([one.iloc[: N // 2], one.iloc[N // 2:]])  # the same column in two chunks
+    assert two["name"].array._pa_array.num_chunks == 2
+    memo = StringMemo()
+    assert fingerprint(two, strings=memo).content == fingerprint(pickle.loads(pickle.dumps(two))).content
+    import colab_elastic.fingerprint as walk
+
+    arrow_walks = []
+    real = walk.fingerprint
+
+    def counting(value, **kwargs):
+        if isinstance(value, (pa.Array, pa.ChunkedArray)) and len(value) == N:  # not the column names
+            arrow_walks.append(value)
+        return real(value, **kwargs)
+
+    monkeypatch.setattr(walk, "fingerprint", counting)
+    again = fingerprint(two, strings=memo)
+    assert again.content == fingerprint(two).content and len(arrow_walks) == 1  # only the fresh walk's
+    two.iloc[3, 0] = "changed"
+    assert fingerprint(two, strings=memo).content == fingerprint(two).content != again.content

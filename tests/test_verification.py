@@ -186,3 +186,63 @@ def test_plotly_figures_stored_and_recomputed_are_verified(tmp_path, kernels):
     assert "all variables restored, verified but 1 that cannot be compared" in text  # the lock's guard
     assert "guard (part of it is opaque to a fingerprint)" in text
     assert trip.value("fig == go.Figure(go.Scatter(x=[1, 2, 3], y=[4, 5, 6], name='a'), layout={'title': 't'})") == "True"
+
+
+def test_a_loaded_figure_is_not_walked_again_only_to_go_uncompared(shell, tmp_path, monkeypatch):
+    # A figure's fingerprint cannot be compared (drawing changes it), and a group loaded from
+    # one blob keeps its sharing: walking it again cost ~0.1 s a figure on every restore.
+    import sys
+
+    import colab_elastic
+
+    restore_module = sys.modules["colab_elastic.restore"]  # the package exports a function of that name
+
+    shell.run_line_magic("load_ext", "colab_elastic")
+    # matplotlib.figure, not pyplot: pyplot would hook the shared test shell's events.
+    for code in ["import time\nfrom matplotlib.figure import Figure",
+                 "time.sleep(0.2)\nfig = Figure()\nax = fig.subplots()\nline, = ax.plot([1, 2, 3])\nvalues = [1, 2, 3]"]:
+        assert shell.run_cell(code, store_history=True).success
+    url = str(tmp_path / "ckpt")
+    result = colab_elastic.checkpoint(url)
+    assert {n for d in result.plan.by_action("store") for n in d.names} >= {"fig", "ax", "line", "values"}
+    shell.run_line_magic("unload_ext", "colab_elastic")
+    shell.reset(new_session=False)
+    shell.run_line_magic("load_ext", "colab_elastic")
+    walked: list[str] = []
+    real = restore_module.fingerprint
+
+    def counting(value, **kwargs):
+        walked.append(type(value).__name__)
+        return real(value, **kwargs)
+
+    monkeypatch.setattr(restore_module, "fingerprint", counting)
+    report = colab_elastic.restore(url)
+    ns = shell.user_ns
+    assert ns["ax"].figure is ns["fig"] and ns["line"].axes is ns["ax"] and ns["values"] == [1, 2, 3]
+    assert {"fig", "ax", "line"} <= set(report.unverified), report.unverified
+    assert "values" not in report.unverified and not report.differs
+    assert "Figure" not in walked and "Axes" not in walked and "list" in walked, walked
+
+
+def test_a_checkpoint_fingerprinted_by_another_release_is_restored_not_called_different(shell, tmp_path, monkeypatch):
+    # A new runtime installs the newest release; when it hashes values differently, the old
+    # checkpoint's values are restored and named as not compared, never reported as changed.
+    import sys
+
+    import colab_elastic
+
+    shell.run_line_magic("load_ext", "colab_elastic")
+    for code in ["import time\nimport numpy as np", "time.sleep(0.2)\ngrid = np.asfortranarray(np.arange(12.0).reshape(3, 4))",
+                 "labels = {'a': [1, 2]}"]:
+        assert shell.run_cell(code, store_history=True).success
+    url = str(tmp_path / "ckpt")
+    colab_elastic.checkpoint(url)
+    shell.run_line_magic("unload_ext", "colab_elastic")
+    shell.reset(new_session=False)
+    shell.run_line_magic("load_ext", "colab_elastic")
+    for module in ("colab_elastic.fingerprint", "colab_elastic.restore"):
+        monkeypatch.setattr(sys.modules[module], "SCHEME", "f999:")
+    report = colab_elastic.restore(url)
+    assert shell.user_ns["labels"] == {"a": [1, 2]} and shell.user_ns["grid"].flags.f_contiguous
+    assert not report.differs and not report.aliasing, report
+    assert report.unverified["grid"] == report.unverified["labels"] == "fingerprinted by another version of colab_elastic"
