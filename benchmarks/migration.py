@@ -85,9 +85,9 @@ def _run_cells(kernel: Kernel, workload: Workload, into: list[list[float]]) -> f
 
 def _recording_runs(workload: Workload, tmp: str, result: WorkloadResult, pairs: int) -> None:
     """`pairs` more runs of the notebook without and with the extension, in fresh kernels,
-    alternating which goes first."""
+    alternating which goes first: the first pair (the restore runs) went extension first."""
     for i in range(pairs):
-        for extension in ((True, False) if i % 2 == 0 else (False, True)):
+        for extension in ((False, True) if i % 2 == 0 else (True, False)):
             with _new_kernel(tmp) as kernel:
                 if extension:
                     _timed(kernel, "%load_ext colab_elastic")

@@ -1,7 +1,8 @@
 """Turning a co-variable group into bytes and back.
 
-Standard pickle (protocol 5: numpy buffers are written without a copy), with a few rules for
-things a notebook defines, none of which stdlib pickle or cloudpickle gets right for us:
+Standard pickle (protocol 5: numpy and Arrow buffers of 1 MB or more are written after the
+pickle, without a copy, and read back into memory of their own; see `_FRAMED`), with a few
+rules for things a notebook defines, none of which stdlib pickle or cloudpickle gets right for us:
 
 - functions and lambdas defined in the notebook are stored by value (their code), and come
   back bound to the *live* namespace of the restoring session, so they see restored globals;
@@ -38,7 +39,10 @@ import importlib.util
 import io
 import marshal
 import pickle
+import shutil
+import struct
 import sys
+import tempfile
 import types
 import warnings
 from typing import Any, BinaryIO, Mapping
@@ -74,8 +78,8 @@ def _importable(obj: Any) -> bool:
 
 class _Pickler(pickle.Pickler):
     def __init__(self, file: BinaryIO, namespace: Mapping[str, Any], shared_roots: dict[int, Any],
-                 fallback: bool = False) -> None:
-        super().__init__(file, protocol=5)
+                 fallback: bool = False, buffer_callback: Any = None) -> None:
+        super().__init__(file, protocol=5, buffer_callback=buffer_callback)
         self.namespace = namespace
         self.shared_roots = shared_roots
         self.fallback = fallback
@@ -334,8 +338,8 @@ def _bound_class(namespace: dict[str, Any], module: str, name: str) -> Any:
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: BinaryIO, namespace: dict[str, Any]) -> None:
-        super().__init__(file)
+    def __init__(self, file: BinaryIO, namespace: dict[str, Any], buffers: Any = None) -> None:
+        super().__init__(file, buffers=buffers)
         self.namespace = namespace
 
     def persistent_load(self, pid: Any) -> Any:
@@ -348,20 +352,128 @@ class _Unpickler(pickle.Unpickler):
         return found if found is not None else super().find_class(module, name)
 
 
+# A group's blob: this mark, the pickle's length and the number of buffers (8 bytes each), the
+# pickle, then each large buffer (array and Arrow data) as its length and its bytes. Out of the
+# pickle, a buffer is read straight into memory numpy allocates (huge pages on Linux, where a
+# `bytearray` faults in every 4 kB page: 4.9 against 1.9 GB/s for a 1 GB array from the page
+# cache). A blob that starts as a bare pickle (written before) is read as one.
+_FRAMED = b"\x00colab-elastic-frames\x00"
+_OUT_OF_BAND = 1 << 20  # smaller buffers stay inside the pickle
+_SIZE = struct.Struct("<Q")
+
+
 def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any]) -> None:
-    """Write one group (name -> value) as one pickle, so shared objects stay shared."""
+    """Write one group (name -> value) as one pickle, so shared objects stay shared, followed
+    by its large buffers (see `_FRAMED`)."""
+    buffers: list[memoryview] = []
+
+    def in_band(buffer: pickle.PickleBuffer) -> bool:
+        try:
+            view = buffer.raw()  # C or Fortran order: the bytes as they lie in memory
+        except BufferError:  # not contiguous: the pickler decides what to do with it
+            return True
+        if view.nbytes < _OUT_OF_BAND:
+            return True
+        buffers.append(view)
+        return False
+
     pickler = _NamespacePickler if _holds_builtins(values) else _Pickler
-    pickler(file, namespace, _shared_roots(values), fallback=has_dill()).dump(dict(values))
+    # The pickle is written first and its length goes before it: held in memory up to 64 MB,
+    # beyond that (millions of Python objects) in a temporary file, not in memory twice.
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as head:
+        pickler(head, namespace, _shared_roots(values), fallback=has_dill(), buffer_callback=in_band).dump(dict(values))
+        file.write(_FRAMED + _SIZE.pack(head.tell()) + _SIZE.pack(len(buffers)))
+        head.seek(0)
+        shutil.copyfileobj(head, file, 8 << 20)
+    for view in buffers:
+        file.write(_SIZE.pack(view.nbytes))
+        file.write(view)
 
 
 def load_group(data: bytes | BinaryIO, namespace: dict[str, Any]) -> dict[str, Any]:
     """Read a group written by `dump_group` (bytes, or a file read front to back), resolving
     notebook names in `namespace`."""
     file = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    values = _Unpickler(file, namespace).load()
+    start = _read_exact(file, len(_FRAMED), allow_short=True)
+    if start != _FRAMED:  # a bare pickle: the bytes read so far are its first ones
+        values = _Unpickler(_Prefixed(start, file), namespace).load()
+    else:
+        head_size, count = _SIZE.unpack(_read_exact(file, 8))[0], _SIZE.unpack(_read_exact(file, 8))[0]
+        head = _read_exact(file, head_size)
+        used = [0]
+
+        def buffers() -> Any:
+            for _ in range(count):
+                buffer = _new_buffer(_SIZE.unpack(_read_exact(file, 8))[0])
+                _fill(file, buffer)
+                used[0] += 1
+                yield buffer
+
+        values = _Unpickler(io.BytesIO(head), namespace, buffers=buffers()).load()
+        if used[0] != count:
+            raise pickle.UnpicklingError(f"blob holds {count} buffers, its pickle used {used[0]}")
     if not isinstance(values, dict):
         raise pickle.UnpicklingError("blob does not hold a variable group")
     return values
+
+
+def _read_exact(file: Any, size: int, allow_short: bool = False) -> bytes:
+    if size > _LARGEST:
+        raise pickle.UnpicklingError(f"blob names a part of {size} bytes: it is damaged")
+    data = file.read(size)
+    if len(data) != size and not allow_short:
+        raise pickle.UnpicklingError("blob ends early")
+    return data
+
+
+_LARGEST = 1 << 42  # no part of a blob is bigger: a damaged length fails here, not in an allocation
+
+
+def _new_buffer(size: int) -> Any:
+    if size > _LARGEST:
+        raise pickle.UnpicklingError(f"blob names a buffer of {size} bytes: it is damaged")
+    np = sys.modules.get("numpy")  # loaded by now if the pickle holds arrays
+    return np.empty(size, dtype=np.uint8) if np is not None else bytearray(size)
+
+
+def _fill(file: Any, buffer: Any) -> None:
+    view = memoryview(buffer).cast("B")
+    done = 0
+    readinto = getattr(file, "readinto", None)
+    while done < len(view):
+        if readinto is not None:
+            n = readinto(view[done:])
+        else:
+            chunk = file.read(min(len(view) - done, 8 << 20))
+            n = len(chunk)
+            view[done:done + n] = chunk
+        if not n:
+            raise pickle.UnpicklingError("blob ends inside a buffer")
+        done += n
+
+
+class _Prefixed:
+    """A file whose first bytes were already read (`prefix`): served again, then the rest."""
+
+    def __init__(self, prefix: bytes, file: Any) -> None:
+        self.prefix, self.file = prefix, file
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.prefix:
+            return self.file.read(n)
+        if n < 0:
+            data, self.prefix = self.prefix + self.file.read(), b""
+            return data
+        data, self.prefix = self.prefix[:n], self.prefix[n:]
+        return data + (self.file.read(n - len(data)) if len(data) < n else b"")
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self.prefix and b"\n" in self.prefix:
+            end = self.prefix.index(b"\n") + 1
+            line, self.prefix = self.prefix[:end], self.prefix[end:]
+            return line
+        line, self.prefix = self.prefix, b""
+        return line + self.file.readline(limit)
 
 
 class _CountingSink(io.RawIOBase):
