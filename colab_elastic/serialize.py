@@ -39,10 +39,8 @@ import importlib.util
 import io
 import marshal
 import pickle
-import shutil
 import struct
 import sys
-import tempfile
 import types
 import warnings
 from typing import Any, BinaryIO, Mapping
@@ -352,42 +350,73 @@ class _Unpickler(pickle.Unpickler):
         return found if found is not None else super().find_class(module, name)
 
 
-# A group's blob: this mark, the pickle's length and the number of buffers (8 bytes each), the
-# pickle, then each large buffer (array and Arrow data) as its length and its bytes. Out of the
-# pickle, a buffer is read straight into memory numpy allocates (huge pages on Linux, where a
-# `bytearray` faults in every 4 kB page: 4.9 against 1.9 GB/s for a 1 GB array from the page
-# cache). A blob that starts as a bare pickle (written before) is read as one.
+# A group's blob: this mark, then the pickle with each large buffer (array and Arrow data, out
+# of band) written right after the pickle frame that asks for it, as its length and its bytes.
+# The unpickler reads a frame whole before it runs it, so when it asks for a buffer the file is
+# just past that frame: the buffer is read there, straight into memory numpy allocates (huge
+# pages on Linux, where the pickle's own `bytearray` faults in every 4 kB page: 4.9 against
+# 1.9 GB/s for a 1 GB array from the page cache). Both ways stream: nothing is held whole. A
+# blob that starts as a bare pickle (written before this frame) is read as one.
 _FRAMED = b"\x00colab-elastic-frames\x00"
 _OUT_OF_BAND = 1 << 20  # smaller buffers stay inside the pickle
 _SIZE = struct.Struct("<Q")
 
 
-def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any]) -> None:
-    """Write one group (name -> value) as one pickle, so shared objects stay shared, followed
-    by its large buffers (see `_FRAMED`)."""
-    buffers: list[memoryview] = []
+class _FrameWriter:
+    """What the pickler writes to: its frames go to `file`, each followed by the buffers that
+    frame asked for."""
 
-    def in_band(buffer: pickle.PickleBuffer) -> bool:
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.waiting = file, []
+
+    def write(self, data: Any) -> int:
+        if not self.waiting:
+            return self.file.write(data)
+        # The buffers go right after the frames: a large payload's opcode may follow them in
+        # the same write, outside any frame, and is read after the frame's NEXT_BUFFERs ran.
+        view = memoryview(data).cast("B")
+        end = _frames_end(view)
+        if end == 0:
+            raise pickle.PicklingError("a buffer was asked for outside a pickle frame")
+        self.file.write(view[:end])
+        for buffer in self.waiting:
+            self.file.write(_SIZE.pack(buffer.nbytes))
+            self.file.write(buffer)
+        self.waiting.clear()
+        self.file.write(view[end:])
+        return len(view)
+
+    def in_band(self, buffer: pickle.PickleBuffer) -> bool:
         try:
             view = buffer.raw()  # C or Fortran order: the bytes as they lie in memory
         except BufferError:  # not contiguous: the pickler decides what to do with it
             return True
         if view.nbytes < _OUT_OF_BAND:
             return True
-        buffers.append(view)
+        self.waiting.append(view)  # the frame holding its NEXT_BUFFER is written next
         return False
 
+
+def _frames_end(data: memoryview) -> int:
+    """Where the pickle frames of `data` (one write of the pickler) end: after the protocol
+    mark, if any, and every FRAME opcode with its length and body; 0 if none."""
+    at = 2 if data[:1] == b"\x80" else 0
+    end = 0
+    while at + 9 <= len(data) and data[at] == 0x95:  # FRAME
+        at += 9 + int.from_bytes(data[at + 1:at + 9], "little")
+        end = at
+    return end if end <= len(data) else 0
+
+
+def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any]) -> None:
+    """Write one group (name -> value) as one pickle, so shared objects stay shared, its large
+    buffers beside it (see `_FRAMED`)."""
     pickler = _NamespacePickler if _holds_builtins(values) else _Pickler
-    # The pickle is written first and its length goes before it: held in memory up to 64 MB,
-    # beyond that (millions of Python objects) in a temporary file, not in memory twice.
-    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as head:
-        pickler(head, namespace, _shared_roots(values), fallback=has_dill(), buffer_callback=in_band).dump(dict(values))
-        file.write(_FRAMED + _SIZE.pack(head.tell()) + _SIZE.pack(len(buffers)))
-        head.seek(0)
-        shutil.copyfileobj(head, file, 8 << 20)
-    for view in buffers:
-        file.write(_SIZE.pack(view.nbytes))
-        file.write(view)
+    file.write(_FRAMED)
+    frames = _FrameWriter(file)
+    pickler(frames, namespace, _shared_roots(values), fallback=has_dill(), buffer_callback=frames.in_band).dump(dict(values))
+    if frames.waiting:  # cannot happen: the last frame is always written
+        raise pickle.PicklingError("a buffer was left without its frame")
 
 
 def load_group(data: bytes | BinaryIO, namespace: dict[str, Any]) -> dict[str, Any]:
@@ -398,23 +427,25 @@ def load_group(data: bytes | BinaryIO, namespace: dict[str, Any]) -> dict[str, A
     if start != _FRAMED:  # a bare pickle: the bytes read so far are its first ones
         values = _Unpickler(_Prefixed(start, file), namespace).load()
     else:
-        head_size, count = _SIZE.unpack(_read_exact(file, 8))[0], _SIZE.unpack(_read_exact(file, 8))[0]
-        head = _read_exact(file, head_size)
-        used = [0]
-
-        def buffers() -> Any:
-            for _ in range(count):
-                buffer = _new_buffer(_SIZE.unpack(_read_exact(file, 8))[0])
-                _fill(file, buffer)
-                used[0] += 1
-                yield buffer
-
-        values = _Unpickler(io.BytesIO(head), namespace, buffers=buffers()).load()
-        if used[0] != count:
-            raise pickle.UnpicklingError(f"blob holds {count} buffers, its pickle used {used[0]}")
+        values = _Unpickler(_WholeReads(file), namespace, buffers=_buffers_from(file)).load()
     if not isinstance(values, dict):
         raise pickle.UnpicklingError("blob does not hold a variable group")
     return values
+
+
+def _buffers_from(file: Any) -> Any:
+    while True:  # as many as the pickle asks for
+        buffer = _new_buffer(_SIZE.unpack(_read_exact(file, 8))[0])
+        _fill(file, buffer)
+        yield buffer
+
+
+class _WholeReads:
+    """The unpickler's view of the file: reads only (no `peek`, no `readinto`), so that it never
+    reads ahead of the frame it runs."""
+
+    def __init__(self, file: Any) -> None:
+        self.read, self.readline = file.read, file.readline
 
 
 def _read_exact(file: Any, size: int, allow_short: bool = False) -> bytes:
