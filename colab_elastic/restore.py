@@ -24,6 +24,7 @@ from .ambient import Ambient
 from .errors import CorruptCheckpointError, RestoreError, RestoreWarning, StorageError, describe
 from .covariables import overlapping
 from .fingerprint import SCHEME, Fingerprint, fingerprint
+from .fingerprint_arrays import StringMemo
 from .history import HistoryGraph
 from .lineage import read_latest
 from .manifest import Manifest
@@ -163,8 +164,12 @@ def restore(
     *,
     progress: Callable[[int, str, str], Progress],
     manifest: Manifest | None = None,
+    strings: StringMemo | None = None,
 ) -> tuple[RestoreReport, HistoryGraph]:
-    """Restore the newest checkpoint at `store` (or `manifest`) into `runner`'s namespace."""
+    """Restore the newest checkpoint at `store` (or `manifest`) into `runner`'s namespace.
+    `strings`: the recorder's memo of text columns, which the verification fills (a merged
+    frame's text holds the very strings of the frame it came from: hashed once, and not again
+    by the first cell that reads them)."""
     started = time.perf_counter()
     ckpt = _Checkpoint(manifest if manifest is not None else read_latest(store))
     report = RestoreReport(url=store.url, checkpoint=ckpt.id)
@@ -240,7 +245,7 @@ def restore(
         randomness.apply(ckpt.graph.rng)
 
     # 5. Verify against the fingerprints taken at checkpoint time.
-    _verify(ckpt, current, namespace, report)
+    _verify(ckpt, current, namespace, report, strings)
     for decision in current.groups:
         if decision.action == "lost":
             for name in decision.names:
@@ -347,7 +352,8 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
     return None
 
 
-def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report: RestoreReport) -> None:
+def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report: RestoreReport,
+            strings: StringMemo | None = None) -> None:
     is_notebook_defined = notebook_predicate(namespace)
     failed_cells = {f.index for f in report.failures}
     now: dict[str, Fingerprint] = {}
@@ -366,7 +372,7 @@ def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report:
                 # sharing (one pickle memo): walking a figure again (~0.1 s) would tell nothing.
                 report.unverified[name] = "a matplotlib figure changes when drawn"
                 continue
-            now[name] = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined)
+            now[name] = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined, strings=strings)
             if not recorded or not recorded.complete or not now[name].complete:
                 report.unverified[name] = "part of it is opaque to a fingerprint"
                 continue

@@ -1,6 +1,6 @@
 """Turning a co-variable group into bytes and back.
 
-Standard pickle (protocol 5: numpy and Arrow buffers of 1 MB or more are written after the
+Standard pickle (protocol 5: numpy and Arrow buffers of 1 MB or more are written beside the
 pickle, without a copy, and read back into memory of their own; see `_FRAMED`), with a few
 rules for things a notebook defines, none of which stdlib pickle or cloudpickle gets right for us:
 

@@ -401,7 +401,8 @@ class Session:
         self.busy = True
         try:
             prepared = self._prepare_runtime(store, manifest, install)
-            report, graph = restore(store, self.runner, progress=progress_bar, manifest=manifest)
+            report, graph = restore(store, self.runner, progress=progress_bar, manifest=manifest,
+                                    strings=self.recorder.strings)
         finally:
             self.busy = False
         report.environment = prepared + report.environment

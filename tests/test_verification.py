@@ -246,3 +246,38 @@ def test_a_checkpoint_fingerprinted_by_another_release_is_restored_not_called_di
     assert shell.user_ns["labels"] == {"a": [1, 2]} and shell.user_ns["grid"].flags.f_contiguous
     assert not report.differs and not report.aliasing, report
     assert report.unverified["grid"] == report.unverified["labels"] == "fingerprinted by another version of colab_elastic"
+
+
+def test_a_restore_hashes_shared_text_once_and_the_next_cell_not_again(shell, tmp_path, monkeypatch):
+    # A merge that kept the rows in order holds the very strings of its source: after a load
+    # (one pickle memo), both columns point at the same objects. The verification hashes that
+    # text once, and its memo is the recorder's: the first cell reading it hashes nothing.
+    import colab_elastic
+    import colab_elastic.fingerprint_arrays as arrays
+
+    pytest.importorskip("pandas")
+    shell.run_line_magic("load_ext", "colab_elastic")
+    for code in ["import time\nimport pandas as pd",
+                 "time.sleep(0.3)\nevents = pd.DataFrame({'note': pd.Series([f'order {i}' for i in range(120_000)], "
+                 "dtype=object), 'k': [i % 7 for i in range(120_000)]})\n"
+                 "table = events.merge(pd.DataFrame({'k': range(7), 'w': range(7)}), on='k', how='left')"]:
+        assert shell.run_cell(code, store_history=True).success
+    url = str(tmp_path / "ckpt")
+    colab_elastic.checkpoint(url)
+    shell.run_line_magic("unload_ext", "colab_elastic")
+    shell.reset(new_session=False)
+    shell.run_line_magic("load_ext", "colab_elastic")
+    hashed = []
+    real = arrays._digest_strings
+
+    def counting(*args):
+        if args[1].size >= 100_000:
+            hashed.append(args[1].size)
+        return real(*args)
+
+    monkeypatch.setattr(arrays, "_digest_strings", counting)
+    report = colab_elastic.restore(url)
+    assert "events" not in report.unverified and not report.differs, report
+    assert hashed == [120_000]
+    assert shell.run_cell("n = table['note'].str.len().sum() + len(events)", store_history=True).success
+    assert hashed == [120_000]
