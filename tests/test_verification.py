@@ -231,15 +231,9 @@ def test_a_checkpoint_fingerprinted_by_another_release_is_restored_not_called_di
 
     import colab_elastic
 
-    shell.run_line_magic("load_ext", "colab_elastic")
-    for code in ["import time\nimport numpy as np", "time.sleep(0.2)\ngrid = np.asfortranarray(np.arange(12.0).reshape(3, 4))",
-                 "labels = {'a': [1, 2]}"]:
-        assert shell.run_cell(code, store_history=True).success
     url = str(tmp_path / "ckpt")
-    colab_elastic.checkpoint(url)
-    shell.run_line_magic("unload_ext", "colab_elastic")
-    shell.reset(new_session=False)
-    shell.run_line_magic("load_ext", "colab_elastic")
+    _checkpoint_then_new_runtime(shell, ["import time\nimport numpy as np", "labels = {'a': [1, 2]}",
+                                         "time.sleep(0.2)\ngrid = np.asfortranarray(np.arange(12.0).reshape(3, 4))"], url)
     for module in ("colab_elastic.fingerprint", "colab_elastic.restore"):
         monkeypatch.setattr(sys.modules[module], "SCHEME", "f999:")
     report = colab_elastic.restore(url)
@@ -256,17 +250,12 @@ def test_a_restore_hashes_shared_text_once_and_the_next_cell_not_again(shell, tm
     import colab_elastic.fingerprint_arrays as arrays
 
     pytest.importorskip("pandas")
-    shell.run_line_magic("load_ext", "colab_elastic")
-    for code in ["import time\nimport pandas as pd",
-                 "time.sleep(0.3)\nevents = pd.DataFrame({'note': pd.Series([f'order {i}' for i in range(120_000)], "
-                 "dtype=object), 'k': [i % 7 for i in range(120_000)]})\n"
-                 "table = events.merge(pd.DataFrame({'k': range(7), 'w': range(7)}), on='k', how='left')"]:
-        assert shell.run_cell(code, store_history=True).success
     url = str(tmp_path / "ckpt")
-    colab_elastic.checkpoint(url)
-    shell.run_line_magic("unload_ext", "colab_elastic")
-    shell.reset(new_session=False)
-    shell.run_line_magic("load_ext", "colab_elastic")
+    _checkpoint_then_new_runtime(shell, [
+        "import time\nimport pandas as pd",
+        "time.sleep(0.3)\nevents = pd.DataFrame({'note': pd.Series([f'order {i}' for i in range(120_000)], "
+        "dtype=object), 'k': [i % 7 for i in range(120_000)]})\n"
+        "table = events.merge(pd.DataFrame({'k': range(7), 'w': range(7)}), on='k', how='left')"], url)
     hashed = []
     real = arrays._digest_strings
 
@@ -286,3 +275,17 @@ def test_a_restore_hashes_shared_text_once_and_the_next_cell_not_again(shell, tm
     assert shell.run_cell("n = table['note'].str.len().sum() + len(events)", store_history=True).success
     colab_elastic.checkpoint(str(tmp_path / "again"))
     assert hashed == [120_000] * (1 if shared else 2)  # neither the cell nor the next checkpoint
+
+
+def _checkpoint_then_new_runtime(shell, cells: list[str], url: str) -> None:
+    """Record `cells` in the in-process shell, checkpoint to `url`, then start over as a new
+    runtime would: no extension, an empty namespace, the extension loaded again."""
+    import colab_elastic
+
+    shell.run_line_magic("load_ext", "colab_elastic")
+    for code in cells:
+        assert shell.run_cell(code, store_history=True).success
+    colab_elastic.checkpoint(url)
+    shell.run_line_magic("unload_ext", "colab_elastic")
+    shell.reset(new_session=False)
+    shell.run_line_magic("load_ext", "colab_elastic")
