@@ -83,9 +83,8 @@ _LOGGER_REASON = "a logger pickles by its name only: its cells set its level and
 _CLASS_BEHAVIOUR = (types.FunctionType, staticmethod, classmethod, property, *_LEAF_CALLABLES)
 
 DEFAULT_BUDGET = 2_000_000  # objects visited per value before we stop and call it opaque
-# Starts every content digest. Bump it whenever the same value may hash differently: a restore
-# compares only fingerprints of its own scheme (a new runtime installs the newest release, and
-# a checkpoint from an older one would otherwise look changed everywhere).
+# Starts every content digest; bump it when a value may hash differently. A restore compares only
+# its own scheme's (a new runtime installs the newest release: an old checkpoint is not "changed").
 SCHEME = "f2:"
 
 
@@ -109,9 +108,8 @@ class Fingerprint:
     # every cell; a restore may draw) adds ticks and clears caches, so two processes holding the
     # same figure see different contents. Within one process a change is still a change.
     comparable: bool = True
-    # False when the content hashes large text columns by their element pointers (a recorder's
-    # fingerprint, see `fingerprint_arrays.hash_strings`): comparable only within this process,
-    # while `pins` (copies holding those very strings) keep the addresses from being reused.
+    # False when large text columns are hashed by their pointers (the recorder's, see `hash_strings`):
+    # comparable only within this process, while `pins` (copies holding those strings) live.
     portable: bool = True
     pins: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
