@@ -250,9 +250,8 @@ class StringMemo:
         if found is not None and found[0]() is arr and _same(np, pointers, found[1].pinned):
             self._touch(id(arr))
             return found[1]
-        digest = xxhash.xxh3_128_digest(pointers if pointers.flags.c_contiguous else pointers.copy())
         with self._lock:
-            owner = self._by_pointers.get(digest)
+            owner = self._by_pointers.get(_pointer_digest(pointers))
             found = self._entries.get(owner) if owner is not None else None
         if found is None or not _same(np, pointers, found[1].pinned):
             return None
@@ -266,10 +265,8 @@ class StringMemo:
             return None
         np = sys.modules["numpy"]
         pinned = arr.copy(order="K")  # references, not strings: 8 bytes an element
-        pointers = _pointers(np, pinned)
-        digest = xxhash.xxh3_128_digest(pointers if pointers.flags.c_contiguous else pointers.copy())
-        entry = MemoEntry(pinned, b"ptrs" + digest, kind)
-        return entry if self._add(arr, entry, digest) else None
+        entry = MemoEntry(pinned, _pointer_digest(_pointers(np, pinned)), kind)
+        return entry if self._add(arr, entry) else None
 
     def arrow(self, data: Any) -> str | None:
         """The digest remembered for this very Arrow array (immutable: same object, same data)."""
@@ -294,7 +291,7 @@ class StringMemo:
         if entry is not None:
             entry.content = digest  # one assignment: atomic for another thread reading it
 
-    def _add(self, arr: Any, entry: MemoEntry, digest: bytes | None = None) -> bool:
+    def _add(self, arr: Any, entry: MemoEntry) -> bool:
         key = id(arr)
         try:
             ref = weakref.ref(arr, lambda _, key=key: self._forget(key))
@@ -306,7 +303,7 @@ class StringMemo:
                 self._held -= old[1].pinned.size
             self._entries[key] = (ref, entry)
             self._held += entry.pinned.size
-            self._by_pointers[digest or entry.pointers[4:]] = key
+            self._by_pointers[entry.pointers] = key
             while self._held > self.limit and self._entries:
                 self._drop(next(iter(self._entries)))
         return True
@@ -325,9 +322,8 @@ class StringMemo:
         found = self._entries.pop(key, None)
         if found is not None:
             self._held -= found[1].pinned.size
-            digest = found[1].pointers[4:]
-            if self._by_pointers.get(digest) == key:
-                del self._by_pointers[digest]
+            if self._by_pointers.get(found[1].pointers) == key:
+                del self._by_pointers[found[1].pointers]
 
     def clear(self) -> None:
         with self._lock:
@@ -335,6 +331,11 @@ class StringMemo:
             self._by_pointers.clear()
             self._arrow.clear()
             self._held = 0
+
+
+def _pointer_digest(pointers: Any) -> bytes:
+    """A digest of an array of element pointers, in C order whatever its layout."""
+    return xxhash.xxh3_128_digest(pointers if pointers.flags.c_contiguous else pointers.copy())
 
 
 def _same(np: Any, pointers: Any, pinned: Any) -> bool:

@@ -86,15 +86,13 @@ class WholeReads:
 
 
 def read_exact(file: Any, size: int, allow_short: bool = False) -> bytes:
-    if size > _LARGEST:
-        raise pickle.UnpicklingError(f"blob names a part of {size} bytes: it is damaged")
     data = file.read(size)
     if len(data) != size and not allow_short:
         raise pickle.UnpicklingError("blob ends early")
     return data
 
 
-_LARGEST = 1 << 42  # no part of a blob is bigger: a damaged length fails here, not in an allocation
+_LARGEST = 1 << 42  # no buffer is bigger: a damaged length fails here, not in an allocation
 
 
 def _new_buffer(size: int) -> Any:

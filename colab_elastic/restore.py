@@ -352,6 +352,9 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
     return None
 
 
+_DRAWN = "a matplotlib figure changes when drawn"  # why a figure is restored, not compared
+
+
 def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report: RestoreReport,
             strings: StringMemo | None = None) -> None:
     is_notebook_defined = notebook_predicate(namespace)
@@ -370,14 +373,14 @@ def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report:
             if decision.action == "store" and recorded and not recorded.comparable:
                 # Nothing to compare it with, and a group loaded from one blob keeps its
                 # sharing (one pickle memo): walking a figure again (~0.1 s) would tell nothing.
-                report.unverified[name] = "a matplotlib figure changes when drawn"
+                report.unverified[name] = _DRAWN
                 continue
             now[name] = fingerprint(namespace[name], is_notebook_defined=is_notebook_defined, strings=strings)
             if not recorded or not recorded.complete or not now[name].complete:
                 report.unverified[name] = "part of it is opaque to a fingerprint"
                 continue
             if not recorded.comparable or not now[name].comparable:
-                report.unverified[name] = "a matplotlib figure changes when drawn"
+                report.unverified[name] = _DRAWN
                 continue
             if not recorded.content.startswith(SCHEME):
                 report.unverified[name] = "fingerprinted by another version of colab_elastic"
