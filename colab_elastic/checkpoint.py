@@ -264,7 +264,8 @@ def _serialize(indices: list[int], groups: list[_Group], recorder: Recorder, sin
         # The blob's name carries the writer: two kernels never overwrite each other's
         # blob with different bytes of the same content.
         name = f"{content}.{writer}" if group.key else content
-        batch.append((content, name, lambda f, values=values: dump_group(values, f, recorder.namespace), group.info.size))
+        batch.append((content, name, lambda f, values=values: dump_group(values, f, recorder.namespace, recorder.strings),
+                      group.info.size))
         by_content[content] = index
     if not batch:
         return False

@@ -268,6 +268,17 @@ class StringMemo:
         entry = MemoEntry(pinned, _pointer_digest(_pointers(np, pinned)), kind)
         return entry if self._add(arr, entry) else None
 
+    def adopt(self, arr: Any, kind: str, content: bytes) -> None:
+        """Vouch for an array a restore just unpickled, with the digest of its text that its
+        blob carried (the blob's own digest was checked, and pickle gives str back exactly):
+        verifying it then costs a pointer hash, not a text hash. Only after checking that its
+        elements are still of `kind`."""
+        pd = sys.modules.get("pandas")
+        if pd is None or getattr(arr, "dtype", None) != object or arr.size < self.MIN_ELEMENTS:
+            return
+        if _string_kind(pd, arr.ravel(order="K")) == kind:
+            self.set_content(self.remember(arr, kind), content)
+
     def arrow(self, data: Any) -> str | None:
         """The digest remembered for this very Arrow array (immutable: same object, same data)."""
         with self._lock:

@@ -211,7 +211,7 @@ def restore(
     current = ckpt.plan if not unstorable else _replan(ckpt, unstorable)
     for _attempt in range(len(ckpt.entries) + 1):
         try:
-            failed = _walk(ckpt, current, data, store, runner, report, progress)
+            failed = _walk(ckpt, current, data, store, runner, report, progress, strings)
         except BaseException:
             # Interrupted (Ctrl-C, a kill of the cell) or broken mid-walk: never leave the
             # namespace half-restored. The session is as before; the restore can be run again.
@@ -272,22 +272,24 @@ def _reset(namespace: dict[str, Any], initial: dict[str, Any]) -> None:
 
 
 def _load(ckpt: _Checkpoint, index: int, data: dict[int, bytes], store: Store, namespace: dict[str, Any],
-          report: RestoreReport) -> dict[str, Any]:
-    """One group's values: from bytes fetched already, or streamed from storage and checked."""
+          report: RestoreReport, strings: StringMemo | None) -> dict[str, Any]:
+    """One group's values: from bytes fetched already, or streamed from storage and checked.
+    The text digests a blob carries go to `strings`, for the verification."""
     if index in data:
-        return load_group(data[index], namespace)
+        return load_group(data[index], namespace, strings)
     blob = ckpt.entries[index].blob
     if blob is None:
         raise CorruptCheckpointError(f"checkpoint {ckpt.id} at {store.url} lists no blob for group {index}")
     started = time.perf_counter()
-    values = store.stream_blob(blob.key, blob.digest, blob.size, lambda f: load_group(f, namespace))
+    values = store.stream_blob(blob.key, blob.digest, blob.size, lambda f: load_group(f, namespace, strings))
     report.bytes_read += blob.size
     report.read_seconds += time.perf_counter() - started
     return values
 
 
 def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store, runner: Runner,
-          report: RestoreReport, progress: Callable[[int, str, str], Progress]) -> tuple[int, str] | None:
+          report: RestoreReport, progress: Callable[[int, str, str], Progress],
+          strings: StringMemo | None = None) -> tuple[int, str] | None:
     """Rerun and load in history order. Returns (group, reason) if a group failed to load."""
     loads: dict[int, list[int]] = {}
     for i, decision in enumerate(current.groups):
@@ -329,7 +331,7 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                     report.unapplied[f"{name} (cell {step})"] = why
             for i in loads.get(step, []):
                 try:
-                    values = _load(ckpt, i, data, store, runner.namespace, report)
+                    values = _load(ckpt, i, data, store, runner.namespace, report, strings)
                 except StorageError as exc:  # a streamed blob that is missing, truncated or altered
                     return i, str(exc)
                 except Exception as exc:  # noqa: BLE001 - whatever one group raises, its cells rebuild it

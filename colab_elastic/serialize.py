@@ -42,9 +42,12 @@ import pickle
 import sys
 import types
 import warnings
-from typing import Any, BinaryIO, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
 from .frames import FRAMED, FrameWriter, Prefixed, WholeReads, buffers_from, read_exact
+
+if TYPE_CHECKING:
+    from .fingerprint_arrays import StringMemo
 
 _PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _BUILTINS = "builtins.__dict__"  # the persistent id of the builtins namespace
@@ -77,14 +80,17 @@ def _importable(obj: Any) -> bool:
 
 class _Pickler(pickle.Pickler):
     def __init__(self, file: BinaryIO, namespace: Mapping[str, Any], shared_roots: dict[int, Any],
-                 fallback: bool = False, buffer_callback: Any = None) -> None:
+                 fallback: bool = False, buffer_callback: Any = None, strings: StringMemo | None = None) -> None:
         super().__init__(file, protocol=5, buffer_callback=buffer_callback)
         self.namespace = namespace
         self.shared_roots = shared_roots
         self.fallback = fallback
+        self.strings = strings
 
     def reducer_override(self, obj: Any) -> Any:
         rule = self.notebook_rule(obj)
+        if rule is NotImplemented and self.strings is not None:
+            rule = self.text_rule(obj, self.strings)
         if rule is NotImplemented and self.fallback:
             return self.reduce_or_dill(obj)
         return rule
@@ -101,6 +107,24 @@ class _Pickler(pickle.Pickler):
             return obj.__reduce_ex__(5)
         except _REFUSED:
             return _by_dill(obj, self.namespace)
+
+    def text_rule(self, obj: Any, strings: StringMemo) -> Any:
+        """A large object array of strings whose text's digest the memo holds: pickled as numpy
+        pickles it, with that digest beside it, so that a restore need not hash millions of
+        strings again to verify what it loaded (pickle gives str back exactly)."""
+        np = sys.modules.get("numpy")
+        if np is None or type(obj) is not np.ndarray or obj.dtype != object or obj.size < strings.MIN_ELEMENTS:
+            return NotImplemented
+        entry = strings.find(obj)
+        if entry is None or entry.content is None:
+            return NotImplemented
+        reduced = obj.__reduce_ex__(5)  # numpy's: a list of the elements, taken now
+        # Checked again after that list was taken: equal pointers mean it holds the very
+        # strings the digest was computed from (the memo keeps them alive).
+        if len(reduced) != 3 or strings.find(obj) is not entry:
+            return NotImplemented
+        build, args, state = reduced
+        return build, args, (state, entry.kind, entry.content), None, None, _text_state
 
     def notebook_rule(self, obj: Any) -> Any:
         if self.shared_roots and type(obj).__name__ == "ndarray" and obj.base is not None:
@@ -323,6 +347,13 @@ def _from_dill(namespace: dict[str, Any], data: bytes) -> Any:
     return unpickler(io.BytesIO(data), namespace).load()
 
 
+def _text_state(adopted: list[tuple[Any, str, bytes]], arr: Any, state: tuple[Any, str, bytes]) -> None:
+    """Set a text array's state as numpy would, and note the digest its blob carried."""
+    numpy_state, kind, digest = state
+    arr.__setstate__(numpy_state)
+    adopted.append((arr, kind, digest))
+
+
 _BOUND = {"_rebuild_function": _rebuild_function, "_notebook_attribute": _notebook_attribute,
           "_from_dill": _from_dill, "_from_cloudpickle": _from_cloudpickle}
 
@@ -340,6 +371,7 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, file: BinaryIO, namespace: dict[str, Any], buffers: Any = None) -> None:
         super().__init__(file, buffers=buffers)
         self.namespace = namespace
+        self.adopted: list[tuple[Any, str, bytes]] = []  # text arrays loaded with their digest
 
     def persistent_load(self, pid: Any) -> Any:
         if pid == _BUILTINS:
@@ -347,32 +379,40 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unknown reference {pid!r}")
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == "_text_state":
+            return functools.partial(_text_state, self.adopted)
         found = _bound_class(self.namespace, module, name)
         return found if found is not None else super().find_class(module, name)
 
 
-def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any]) -> None:
+def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any],
+               strings: StringMemo | None = None) -> None:
     """Write one group (name -> value) as one pickle, so shared objects stay shared, its large
-    buffers beside it (see `frames`)."""
+    buffers beside it (see `frames`). `strings`: the memo whose text digests ride along."""
     pickler = _NamespacePickler if _holds_builtins(values) else _Pickler
     file.write(FRAMED)
     frames = FrameWriter(file)
-    pickler(frames, namespace, _shared_roots(values), fallback=has_dill(), buffer_callback=frames.in_band).dump(dict(values))
+    pickler(frames, namespace, _shared_roots(values), fallback=has_dill(), buffer_callback=frames.in_band,
+            strings=strings).dump(dict(values))
     if frames.waiting:  # cannot happen: the last frame is always written
         raise pickle.PicklingError("a buffer was left without its frame")
 
 
-def load_group(data: bytes | BinaryIO, namespace: dict[str, Any]) -> dict[str, Any]:
+def load_group(data: bytes | BinaryIO, namespace: dict[str, Any], strings: StringMemo | None = None) -> dict[str, Any]:
     """Read a group written by `dump_group` (bytes, or a file read front to back), resolving
-    notebook names in `namespace`."""
+    notebook names in `namespace`. `strings` is given the text digests the blob carried."""
     file = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     start = read_exact(file, len(FRAMED), allow_short=True)
     if start != FRAMED:  # a bare pickle: the bytes read so far are its first ones
-        values = _Unpickler(Prefixed(start, file), namespace).load()
+        unpickler = _Unpickler(Prefixed(start, file), namespace)
     else:
-        values = _Unpickler(WholeReads(file), namespace, buffers=buffers_from(file)).load()
+        unpickler = _Unpickler(WholeReads(file), namespace, buffers=buffers_from(file))
+    values = unpickler.load()
     if not isinstance(values, dict):
         raise pickle.UnpicklingError("blob does not hold a variable group")
+    if strings is not None:
+        for arr, kind, digest in unpickler.adopted:
+            strings.adopt(arr, kind, digest)
     return values
 
 

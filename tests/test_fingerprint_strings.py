@@ -217,3 +217,54 @@ def test_arrow_backed_columns_hash_alike_in_any_chunks_and_are_not_copied_again(
     assert again.content == fingerprint(two).content and len(arrow_walks) == 1  # only the fresh walk's
     two.iloc[3, 0] = "changed"
     assert fingerprint(two, strings=memo).content == fingerprint(two).content != again.content
+
+
+# A checkpoint's blob carries the digests of its text columns --------------------------------
+def _round_trip(values: dict, memo: StringMemo | None, into: StringMemo | None) -> dict:
+    import io
+
+    from colab_elastic.serialize import dump_group, load_group
+
+    buffer = io.BytesIO()
+    dump_group(values, buffer, {}, memo)
+    return load_group(buffer.getvalue(), {}, into)
+
+
+def test_a_loaded_text_column_is_vouched_for_by_the_digest_its_blob_carried(text_hashes):
+    memo, loaded_memo = StringMemo(), StringMemo()
+    frame = pd.DataFrame({"note": pd.Series(column(), dtype=object), "k": np.arange(N)})
+    expected = fingerprint(frame).content  # no memo: the text hashed from scratch
+    assert fingerprint(frame, strings=memo).content == expected  # as a checkpoint does
+    text_hashes.clear()
+    loaded = _round_trip({"frame": frame}, memo, loaded_memo)["frame"]
+    pd.testing.assert_frame_equal(loaded, frame)
+    assert loaded["note"].to_numpy()[5] is not frame["note"].to_numpy()[5]  # really unpickled
+    assert fingerprint(loaded, strings=loaded_memo).content == expected
+    assert text_hashes == []  # the carried digest, found by the loaded array's identity
+    assert fingerprint(loaded).content == expected and text_hashes == [N]  # and it is the right one
+
+
+def test_a_column_written_after_its_checkpoint_hash_carries_no_digest(text_hashes):
+    memo, loaded_memo = StringMemo(), StringMemo()
+    values = column()
+    fingerprint(values, strings=memo)  # hashed, as a checkpoint would
+    values[7] = "row 7 changed"  # pointers no longer those the digest was computed from
+    text_hashes.clear()
+    loaded = _round_trip({"values": values}, memo, loaded_memo)["values"]
+    assert loaded_memo.find(loaded) is None and text_hashes == []
+    assert fingerprint(loaded, strings=loaded_memo).content == fingerprint(values.copy()).content
+    assert loaded[7] == "row 7 changed"
+
+
+def test_a_blob_loads_alike_with_or_without_a_memo_and_adoption_checks_the_kind():
+    memo = StringMemo()
+    values = column()
+    fingerprint(values, strings=memo)
+    plain = _round_trip({"values": values}, memo, None)["values"]
+    assert plain.dtype == object and list(plain) == list(values)
+    assert _round_trip({"values": values}, None, StringMemo())["values"].tolist() == values.tolist()
+    mixed = column()
+    mixed[3] = 3.5  # not text: its kind says so, and no digest of text may vouch for it
+    other = StringMemo()
+    other.adopt(mixed, "string", b"joined" + bytes(16))
+    assert other.find(mixed) is None
