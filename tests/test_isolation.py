@@ -315,7 +315,7 @@ def test_a_fill_that_raises_anything_is_recomputed_but_a_storage_failure_is_not(
     _run(shell, "import time\ntime.sleep(0.2)\nkept = [1, 2, 3]")
     real = checkpoint_module.dump_group
 
-    def failing(values, file, namespace):
+    def failing(values, file, namespace, strings=None):
         raise MemoryError("no room to pickle this")
 
     monkeypatch.setattr(checkpoint_module, "dump_group", failing)
@@ -323,7 +323,7 @@ def test_a_fill_that_raises_anything_is_recomputed_but_a_storage_failure_is_not(
         result = colab_elastic.checkpoint(str(tmp_path / "a"))
     assert _decisions(result.plan)["kept"].action == "recompute"
 
-    def storage_down(values, file, namespace):
+    def storage_down(values, file, namespace, strings=None):
         raise StorageError("the bucket went away")
 
     monkeypatch.setattr(checkpoint_module, "dump_group", storage_down)
