@@ -48,7 +48,11 @@ class TextPickling:
     their sorted pointers, so that a later segment can refer to their objects."""
 
     def __init__(self) -> None:
-        self._written: list[tuple[Any, Any]] = []  # (sorted pointers, their positions), by number
+        # (sorted pointers, their positions, the segment), by number. Holding the segment keeps
+        # its strings alive until the dump ends, so no later string can take one of their
+        # addresses (an array a `__reduce__` makes on the fly is freed once written, were it
+        # not for this and for pickle's memo, which holds what it remembers too).
+        self._written: list[tuple[Any, Any, Any]] = []
 
     def reduce(self, arr: Any) -> tuple[Any, ...] | None:
         """`(shape, order, writeable, segments)` for `rebuild`, or None to leave `arr` to numpy's
@@ -84,7 +88,7 @@ class TextPickling:
         mine = elements if own is None else row[own].tolist()
         if repeats:  # an object occurs twice: pickle's memo makes it one again
             return "memo", n, mine, own, refs
-        self._written.append((ordered, _small(np, positions)))  # 12 bytes an element, until the dump ends
+        self._written.append((ordered, _small(np, positions), row))  # 12 bytes an element, until the dump ends
         nested = io.BytesIO()
         pickler = pickle.Pickler(nested, protocol=5)
         pickler.fast = True  # no memo: no object occurs twice here (checked above)
@@ -98,7 +102,7 @@ class TextPickling:
         of strings with one written before comes back with its own copies of those)."""
         own = np.ones(len(pointers), dtype=bool)
         refs = []
-        for number, (theirs, their_positions) in enumerate(self._written):
+        for number, (theirs, their_positions, _) in enumerate(self._written):
             if pointers.min() > theirs[-1] or pointers.max() < theirs[0]:
                 continue  # address ranges apart: nothing in common
             if not exhaustive and not _found(np, theirs, sample).any():

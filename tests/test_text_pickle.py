@@ -133,3 +133,25 @@ def test_a_damaged_segment_fails_in_one_line():
     sneaky = [("fast", 1, pickle.dumps([print]), None, [])]
     with pytest.raises(pickle.UnpicklingError, match="text segment names builtins.print"):
         text_pickle.rebuild([], (1,), "C", True, sneaky)
+
+
+def _same(value):
+    return value
+
+
+class OnTheFly:
+    """A value whose `__reduce__` makes a fresh array of new strings each time it is pickled."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __reduce__(self):
+        return _same, (np.array([f"{self.prefix} {i}" for i in range(50_000)], dtype=object),)
+
+
+def test_strings_of_an_array_made_on_the_fly_are_not_taken_for_later_ones():
+    # Each array (and its strings) could be freed once written, and a later string get one of
+    # their addresses: the writer holds what it compares pointers with (so does pickle's memo).
+    back = round_trip({f"v{i}": OnTheFly(f"p{i}") for i in range(6)})
+    for i in range(6):
+        assert back[f"v{i}"].tolist() == [f"p{i} {j}" for j in range(50_000)]
