@@ -226,6 +226,19 @@ SCENARIOS: list[Scenario] = [
     s("pandas_alias_mutation", "pa_",
       ["import pandas as pd\n" + SLOW + "pa_df = pd.DataFrame({'a': [1, 2]})\npa_alias = pa_df", "pa_df.loc[0, 'a'] = 5"],
       ["pa_df", "pa_alias is pa_df"], batch="b"),
+    # Object text columns of 120k rows (pandas 2.2's, Colab's): distinct strings written without
+    # pickle's memo, a low-cardinality column with it, None and NaN among them, and a view frame
+    # in the same group that must come back holding the very same string objects.
+    s("pandas_text_columns", "tx_",
+      ["import numpy as np\nimport pandas as pd\n" + SLOW
+       + "tx_notes = [f'order #{i} \u00e9' for i in range(120_000)]\ntx_notes[1] = None\ntx_notes[2] = float('nan')\n"
+       "tx_df = pd.DataFrame({'note': pd.Series(tx_notes, dtype=object), 'k': np.arange(120_000) % 7,\n"
+       "    'city': pd.Series(np.array(['north', 'south', 'east'], dtype=object)[np.arange(120_000) % 3], dtype=object)})\n"
+       "tx_head = tx_df.iloc[::2]\ntx_key = {tx_df['note'].iloc[7]: 1}"],
+      ["tx_df['note'].iloc[::7919].tolist()", "tx_df.dtypes.astype(str).to_dict()", "tx_head.shape",
+       "int(pd.util.hash_pandas_object(tx_df).sum())", "int(pd.util.hash_pandas_object(tx_head).sum())",
+       "[type(x).__name__ for x in tx_df['note'].iloc[:4]]", "tx_head['note'].iloc[3] is tx_df['note'].iloc[6]",
+       "tx_df['city'].iloc[0] is tx_df['city'].iloc[3]", "sorted(tx_key.values())"], batch="b"),
     s("pandas_set_option", "po_",
       ["import pandas as pd\npd.set_option('display.max_rows', 17)\npo_marker = 1"],
       ["pd.get_option('display.max_rows')"], batch="c"),
