@@ -26,6 +26,10 @@ from .common import MB, Scale, fmt_bytes, median, p95, peak_rss_bytes, print_res
 # stores the changed value rather than planning to rerun the cell.
 SMALL_CELL = "time.sleep(0.05)\nsmall += 1.0"
 MID_CELL = "time.sleep(0.5)\nmid += 1.0"
+# A new pandas text column of distinct Python strings (pandas 2.2's object dtype, Colab's), made
+# anew by every run of the cell: the pause is the time to fingerprint and pickle it.
+TEXT_CELL = ("time.sleep(0.5)\nrun_no += 1\n"
+             "text = pd.Series([f'order #{{i}}-{{run_no}}' for i in range({rows})], dtype=object)")
 
 
 def _phase(shell: Any, autosave: Any, code: str, reps: int) -> dict[str, Any]:
@@ -67,11 +71,20 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     results: dict[str, Any] = {"small_bytes": 10_000 * 8, "mid_bytes": config["mid_mb"] * MB // 8 * 8}
     results["off_small"] = _phase(shell, autosave, SMALL_CELL, reps)
     results["off_mid"] = _phase(shell, autosave, MID_CELL, reps)
+    text_cell = None
+    if _has_pandas():
+        run(shell, "import pandas as pd\nrun_no = 0")
+        text_cell = TEXT_CELL.format(rows=config["text_rows"])
+        results["text_rows"] = config["text_rows"]
+        results["off_text"] = _phase(shell, autosave, text_cell, reps)
+        results["text_bytes"] = int(shell.user_ns["text"].memory_usage(deep=True))  # read, not run: no cell
     # The cell that turns auto on is itself followed by the first checkpoint: everything.
     results["first"] = _phase(shell, autosave, "%elastic auto on --interval 0 --after 0", 1)
     results["on_small"] = _phase(shell, autosave, SMALL_CELL, reps)
     results["on_mid"] = _phase(shell, autosave, MID_CELL, reps)
     results["on_trivial"] = _phase(shell, autosave, "y = 1", reps)
+    if text_cell is not None:
+        results["on_text"] = _phase(shell, autosave, text_cell, reps)
     # A long session: the plan over hundreds of recorded cells is made off the kernel's thread.
     for i in range(config["history_cells"]):
         run(shell, f"h{i % 50} = {i}")
@@ -82,11 +95,18 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+def _has_pandas() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pandas") is not None
+
+
 def measure(scale: Scale) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-auto-") as tmp:
         env = {"COLAB_ELASTIC_AUTO": "off", "COLAB_ELASTIC_URL": os.path.join(tmp, "ckpt")}
         config = {"untouched_mb": scale.untouched_mb, "untouched_arrays": scale.untouched_arrays,
-                  "mid_mb": scale.mid_mb, "reps": scale.auto_reps, "cwd": tmp, "history_cells": 300}
+                  "mid_mb": scale.mid_mb, "reps": scale.auto_reps, "cwd": tmp, "history_cells": 300,
+                  "text_rows": 1_000_000 if scale.name == "full" else 100_000}
         return run_worker("benchmarks.autocheckpoint", config, env)
 
 
@@ -98,6 +118,8 @@ def report(scale: Scale, results: dict[str, Any]) -> str:
          results["small_bytes"]),
         (f"mid changes ({fmt_bytes(results['mid_bytes'])}; 0.5 s cell)", "on_mid", "off_mid", results["mid_bytes"]),
         ("nothing changes (y = 1)", "on_trivial", None, 0),
+        (f"a new text column ({results.get('text_rows', 0):,} distinct strings; 0.5 s cell)", "on_text", "off_text",
+         results.get("text_bytes", 0)),
         (f"small changes after {results.get('history_cells', 0)} more cells", "on_small_long", None,
          results["small_bytes"]),
     ]

@@ -122,17 +122,21 @@ class _Pickler(pickle.Pickler):
         if np is None or type(obj) is not np.ndarray or obj.dtype != object or obj.size < text_pickle.MIN_ELEMENTS:
             return NotImplemented
         entry = self.strings.find(obj) if self.strings is not None else None
+        if entry is not None and entry.content is None:
+            entry = None  # its text was never hashed: nothing to carry
         encoded = self.texts.reduce(obj)
         reduced = obj.__reduce_ex__(5) if encoded is None and entry is not None else None
         # Checked again after the elements were taken: equal pointers mean they are the very
         # strings the digest was computed from (the memo keeps them alive).
         carried = None
-        if entry is not None and entry.content is not None and self.strings.find(obj) is entry:  # type: ignore[union-attr]
+        if entry is not None and self.strings.find(obj) is entry:  # type: ignore[union-attr]
             carried = (entry.kind, entry.content)
         if encoded is not None:
             return _text_array, (*encoded, carried)
-        if reduced is None or carried is None or len(reduced) != 3:
-            return NotImplemented if reduced is None else reduced
+        if reduced is None:
+            return NotImplemented
+        if carried is None or len(reduced) != 3:
+            return reduced  # numpy's own, taken already
         build, args, state = reduced
         return build, args, (state, *carried), None, None, _text_state
 

@@ -60,11 +60,16 @@ class TextPickling:
         np = sys.modules.get("numpy")
         if np is None or type(arr) is not np.ndarray or arr.dtype != object or arr.size < MIN_ELEMENTS:
             return None
-        if arr.ndim > 2:
-            return None
         # numpy's own pickle gives a view back as a contiguous copy too; F order is kept.
-        order = "F" if arr.ndim == 2 and arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
-        rows = list(arr.T) if order == "F" else [np.ascontiguousarray(arr)] if arr.ndim == 1 else list(np.ascontiguousarray(arr))
+        order = "C"
+        if arr.ndim == 1:
+            rows = [np.ascontiguousarray(arr)]
+        elif arr.ndim == 2 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
+            order, rows = "F", list(arr.T)
+        elif arr.ndim == 2:
+            rows = list(np.ascontiguousarray(arr))
+        else:
+            return None
         if rows[0].size < MIN_ELEMENTS:
             return None
         segments = [self._segment(np, row) for row in rows]
@@ -102,14 +107,14 @@ class TextPickling:
         of strings with one written before comes back with its own copies of those)."""
         own = np.ones(len(pointers), dtype=bool)
         refs = []
+        low, high = pointers.min(), pointers.max()
         for number, (theirs, their_positions, _) in enumerate(self._written):
-            if pointers.min() > theirs[-1] or pointers.max() < theirs[0]:
+            if low > theirs[-1] or high < theirs[0]:
                 continue  # address ranges apart: nothing in common
-            if not exhaustive and not _found(np, theirs, sample).any():
+            if not exhaustive and not _find(np, theirs, sample)[0].any():
                 continue
-            at = np.searchsorted(theirs, pointers)
-            at[at == len(theirs)] = 0
-            found = (theirs[at] == pointers) & own
+            found, at = _find(np, theirs, pointers)
+            found &= own
             if found.any():
                 here = np.flatnonzero(found)
                 refs.append((number, _small(np, here), _small(np, their_positions[at[here]])))
@@ -122,10 +127,11 @@ def _small(np: Any, positions: Any) -> Any:
     return positions.astype(np.int32) if len(positions) and positions.max() < 2**31 else positions
 
 
-def _found(np: Any, ordered: Any, wanted: Any) -> Any:
+def _find(np: Any, ordered: Any, wanted: Any) -> tuple[Any, Any]:
+    """Which of `wanted` are in the sorted `ordered`, and where (meaningful where found)."""
     at = np.searchsorted(ordered, wanted)
     at[at == len(ordered)] = 0
-    return ordered[at] == wanted
+    return ordered[at] == wanted, at
 
 
 class _AtomsOnly(pickle.Unpickler):
