@@ -244,7 +244,7 @@ class StringMemo:
         if arr.size < self.MIN_ELEMENTS:
             return None
         np = sys.modules["numpy"]
-        pointers = _pointers(np, arr)
+        pointers = element_pointers(np, arr)
         with self._lock:
             found = self._entries.get(id(arr))
         if found is not None and found[0]() is arr and _same(np, pointers, found[1].pinned):
@@ -265,7 +265,7 @@ class StringMemo:
             return None
         np = sys.modules["numpy"]
         pinned = arr.copy(order="K")  # references, not strings: 8 bytes an element
-        entry = MemoEntry(pinned, _pointer_digest(_pointers(np, pinned)), kind)
+        entry = MemoEntry(pinned, _pointer_digest(element_pointers(np, pinned)), kind)
         return entry if self._add(arr, entry) else None
 
     def adopt(self, arr: Any, kind: str, content: bytes) -> None:
@@ -350,10 +350,10 @@ def _pointer_digest(pointers: Any) -> bytes:
 
 
 def _same(np: Any, pointers: Any, pinned: Any) -> bool:
-    return pinned.shape == pointers.shape and bool(np.array_equal(pointers, _pointers(np, pinned)))
+    return pinned.shape == pointers.shape and bool(np.array_equal(pointers, element_pointers(np, pinned)))
 
 
-def _pointers(np: Any, arr: Any) -> Any:
+def element_pointers(np: Any, arr: Any) -> Any:
     """The element pointers of an object array, as unsigned integers over the same memory
     (numpy refuses `view` on arrays of references; its array interface does not)."""
     interface = dict(arr.__array_interface__)

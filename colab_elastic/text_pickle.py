@@ -28,7 +28,7 @@ import pickle
 import sys
 from typing import Any
 
-from .fingerprint_arrays import _pointers
+from .fingerprint_arrays import element_pointers
 
 # Smaller arrays, and 2-d blocks with shorter rows, are left to numpy's own pickle: they are
 # quick, and what they share with a large array written before comes back as a copy.
@@ -78,7 +78,7 @@ class TextPickling:
         return arr.shape, order, bool(arr.flags.writeable), segments
 
     def _segment(self, np: Any, row: Any) -> Segment:
-        pointers = _pointers(np, row)
+        pointers = element_pointers(np, row)
         n = len(pointers)
         elements = row.tolist()
         if not set(map(type, elements)) <= _ATOMS:
