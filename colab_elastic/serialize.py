@@ -124,21 +124,15 @@ class _Pickler(pickle.Pickler):
         entry = self.strings.find(obj) if self.strings is not None else None
         if entry is not None and entry.content is None:
             entry = None  # its text was never hashed: nothing to carry
-        encoded = self.texts.reduce(obj)
-        reduced = obj.__reduce_ex__(5) if encoded is None and entry is not None else None
+        encoded = self.texts.reduce(obj, keep=entry is not None)
+        if encoded is None:
+            return NotImplemented
         # Checked again after the elements were taken: equal pointers mean they are the very
         # strings the digest was computed from (the memo keeps them alive).
         carried = None
         if entry is not None and self.strings.find(obj) is entry:  # type: ignore[union-attr]
             carried = (entry.kind, entry.content)
-        if encoded is not None:
-            return _text_array, (*encoded, carried)
-        if reduced is None:
-            return NotImplemented
-        if carried is None or len(reduced) != 3:
-            return reduced  # numpy's own, taken already
-        build, args, state = reduced
-        return build, args, (state, *carried), None, None, _text_state
+        return _text_array, (*encoded, carried)
 
     def notebook_rule(self, obj: Any) -> Any:
         if self.shared_roots and type(obj).__name__ == "ndarray" and obj.base is not None:
@@ -370,13 +364,6 @@ def _text_array(written: list[Any], adopted: list[tuple[Any, str, bytes]], shape
     return arr
 
 
-def _text_state(adopted: list[tuple[Any, str, bytes]], arr: Any, state: tuple[Any, str, bytes]) -> None:
-    """Set a text array's state as numpy would, and note the digest its blob carried."""
-    numpy_state, kind, digest = state
-    arr.__setstate__(numpy_state)
-    adopted.append((arr, kind, digest))
-
-
 _BOUND = {"_rebuild_function": _rebuild_function, "_notebook_attribute": _notebook_attribute,
           "_from_dill": _from_dill, "_from_cloudpickle": _from_cloudpickle}
 
@@ -403,8 +390,6 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unknown reference {pid!r}")
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == __name__ and name == "_text_state":
-            return functools.partial(_text_state, self.adopted)
         if module == __name__ and name == "_text_array":
             return functools.partial(_text_array, self.written, self.adopted)
         found = _bound_class(self.namespace, module, name)

@@ -54,9 +54,10 @@ class TextPickling:
         # not for this and for pickle's memo, which holds what it remembers too).
         self._written: list[tuple[Any, Any, Any]] = []
 
-    def reduce(self, arr: Any) -> tuple[Any, ...] | None:
+    def reduce(self, arr: Any, *, keep: bool = False) -> tuple[Any, ...] | None:
         """`(shape, order, writeable, segments)` for `rebuild`, or None to leave `arr` to numpy's
-        own pickle (not an object array, too small, or no segment gains anything)."""
+        own pickle (not an object array, too small, more than 2-d, or no segment gains anything).
+        `keep`: written this way even where nothing is gained (a digest rides along with it)."""
         np = sys.modules.get("numpy")
         if np is None or type(arr) is not np.ndarray or arr.dtype != object or arr.size < MIN_ELEMENTS:
             return None
@@ -70,10 +71,10 @@ class TextPickling:
             rows = list(np.ascontiguousarray(arr))
         else:
             return None
-        if rows[0].size < MIN_ELEMENTS:
+        if rows[0].size < MIN_ELEMENTS and not keep:
             return None
         segments = [self._segment(np, row) for row in rows]
-        if all(how == "memo" and not refs for how, _, _, _, refs in segments):
+        if not keep and all(how == "memo" and not refs for how, _, _, _, refs in segments):
             return None
         return arr.shape, order, bool(arr.flags.writeable), segments
 

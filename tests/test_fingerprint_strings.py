@@ -268,3 +268,15 @@ def test_a_blob_loads_alike_with_or_without_a_memo_and_adoption_checks_the_kind(
     other = StringMemo()
     other.adopt(mixed, "string", b"joined" + bytes(16))
     assert other.find(mixed) is None
+
+
+def test_a_repeating_column_carries_its_digest_too(text_hashes):
+    # Low cardinality: its objects keep pickle's memo, and its digest rides along all the same.
+    memo, loaded_memo = StringMemo(), StringMemo()
+    labels = np.array(["north", "south", "east"], dtype=object)[np.arange(N) % 3]
+    expected = fingerprint(labels).content
+    fingerprint(labels, strings=memo)
+    text_hashes.clear()
+    loaded = _round_trip({"labels": labels}, memo, loaded_memo)["labels"]
+    assert loaded.tolist() == labels.tolist() and loaded[0] is loaded[3]
+    assert fingerprint(loaded, strings=loaded_memo).content == expected and text_hashes == []
