@@ -289,7 +289,7 @@ def _load(ckpt: _Checkpoint, index: int, data: dict[int, bytes], store: Store, n
 
 def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store, runner: Runner,
           report: RestoreReport, progress: Callable[[int, str, str], Progress],
-          strings: StringMemo | None = None) -> tuple[int, str] | None:
+          strings: StringMemo | None) -> tuple[int, str] | None:
     """Rerun and load in history order. Returns (group, reason) if a group failed to load."""
     loads: dict[int, list[int]] = {}
     for i, decision in enumerate(current.groups):
