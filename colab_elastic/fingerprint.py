@@ -39,48 +39,16 @@ import xxhash
 
 from .errors import describe
 from .fingerprint_arrays import ArrayHashing, StringMemo, dtype_text
+from .fingerprint_kinds import (ATOMIC, BUILTIN_CONTAINERS, CONTAINER, FULL, IMMUTABLE_CONTAINERS, LEAF,
+                                LEAF_CALLABLES, OBJECT, REDUCED, REPR_HASHED, TextHasher, route,
+                                unpicklable_reason)
 from .fingerprint_state import (FunctionState, addresses_in, has_custom_reduce, instance_state,
                                 without_matplotlib_bookkeeping, without_pandas_cache)
-
-_ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
-_REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
-# Containers that are values, not places: sharing one is not aliasing anything mutable.
-_IMMUTABLE_CONTAINERS = (tuple, frozenset)
-_BUILTIN_CONTAINERS = (dict, list, tuple, set, frozenset)
-_LEAF_CALLABLES = (
-    weakref.ref,  # a weak reference does not own its target
-    types.BuiltinFunctionType,
-    types.MethodWrapperType,
-    types.WrapperDescriptorType,
-    types.MethodDescriptorType,
-    types.ClassMethodDescriptorType,
-    types.GetSetDescriptorType,
-    types.MemberDescriptorType,
-    types.CodeType,
-)
-_THREAD_LOCK_TYPES = tuple({type(__import__("threading").Lock()), type(__import__("threading").RLock())})
-# Known not to pickle, whatever the pickler: recompute them instead.
-_UNPICKLABLE = (
-    types.GeneratorType,
-    types.CoroutineType,
-    types.AsyncGeneratorType,
-    types.FrameType,
-    types.TracebackType,
-    socket.socket,
-    *_THREAD_LOCK_TYPES,
-)
-# Iterators over a live dict or set: pickle stores the items left as a plain list iterator,
-# detached from its container (a later `d[k] = v` no longer makes `next()` raise). Recompute.
-_LIVE_ITERATORS = tuple({
-    type(make(container)) for make in (iter, reversed)
-    for container in ({}, {}.keys(), {}.values(), {}.items(), collections.OrderedDict(),
-                      collections.OrderedDict().values(), collections.OrderedDict().items())
-} | {type(iter(set()))})
 
 _LOGGER_REASON = "a logger pickles by its name only: its cells set its level and handlers again"
 
 # What a class body defines as behaviour rather than data.
-_CLASS_BEHAVIOUR = (types.FunctionType, staticmethod, classmethod, property, *_LEAF_CALLABLES)
+_CLASS_BEHAVIOUR = (types.FunctionType, staticmethod, classmethod, property, *LEAF_CALLABLES)
 
 DEFAULT_BUDGET = 2_000_000  # objects visited per value before we stop and call it opaque
 # Starts every content digest; bump it when a value may hash differently. A restore compares only
@@ -118,17 +86,6 @@ def _type_name(t: type) -> str:
     return f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', t.__name__)}"
 
 
-def unpicklable_reason(obj: Any) -> str | None:
-    """A short reason when `obj` itself is of a kind that never pickles."""
-    if isinstance(obj, _UNPICKLABLE):
-        return f"a {type(obj).__name__} cannot be serialized"
-    if isinstance(obj, _LIVE_ITERATORS):
-        return f"a {type(obj).__name__} cannot be serialized (it would come back detached from its container)"
-    if isinstance(obj, io.IOBase) and not isinstance(obj, (io.StringIO, io.BytesIO)):
-        return f"an open file ({type(obj).__name__}) cannot be serialized"
-    return None
-
-
 class _Walk(ArrayHashing, FunctionState):
     """One fingerprinting walk over one value."""
 
@@ -138,7 +95,7 @@ class _Walk(ArrayHashing, FunctionState):
         self.portable = portable
         self.portable_content = True
         self.pins: list[Any] = []
-        self.hasher = xxhash.xxh3_128()
+        self.hasher = TextHasher()
         self.seen: dict[int, int] = {}
         self.keepalive: list[Any] = []  # ids stay unique only while the objects live
         # Objects met only through what a `__reduce__` built: real parts, or things it made for
@@ -154,9 +111,10 @@ class _Walk(ArrayHashing, FunctionState):
         self.budget = budget
         self.is_notebook_defined = is_notebook_defined
         self.init_arrays()
+        self.routes: dict[type, str] = {}  # see `fingerprint_kinds.route`
 
     def tag(self, text: str) -> None:
-        self.hasher.update((text + "\x00").encode("utf-8", "surrogatepass"))
+        self.hasher.text(text + "\x00")
 
     def run(self, value: Any) -> None:
         stack: list[tuple[Any, bool]] = [(value, True)]
@@ -165,8 +123,22 @@ class _Walk(ArrayHashing, FunctionState):
             # are state too (`Registry.items.append(x)`).
             stack = [(child, True) for child in reversed(self.class_data(value))]
             self.value_leaf(value, type(value))
+        pop, text = stack.pop, self.hasher.text
         while stack:
-            obj, real = stack.pop()
+            obj, real = pop()
+            t = type(obj)
+            if t is str:  # most of what a walk meets: hashed here, without a call to `visit`
+                text(f"str {len(obj)}:{obj}\x00")
+                self.size += len(obj)
+                continue
+            if t is float or t is int or t is bool or obj is None:
+                try:
+                    text(f"{t.__name__}:{obj!r}\x00")  # as `_atom_text`
+                except ValueError as exc:  # an int too long for repr()
+                    self.opaque(obj, exc)
+                    continue
+                self.size += 8
+                continue
             try:
                 children = self.visit(obj, real)
             except Exception as exc:  # noqa: BLE001 - one odd object must not cost the whole walk
@@ -194,27 +166,33 @@ class _Walk(ArrayHashing, FunctionState):
         self.complete = False
         self.unpicklable = self.unpicklable or f"{type(obj).__qualname__} could not be inspected ({describe(exc)})"
         self.tag("<failed>")
-        if not issubclass(type(obj), (*_ATOMIC, *_IMMUTABLE_CONTAINERS)):
+        if not issubclass(type(obj), (*ATOMIC, *IMMUTABLE_CONTAINERS)):
             self.objects.add(id(obj))
             self.keepalive.append(obj)
 
     def atom(self, obj: Any, t: type) -> None:
-        """Hash a value of an `_ATOMIC` type (see `_atom_text`)."""
+        """Hash a value of an `ATOMIC` type (see `_atom_text`)."""
         if t is bytes:
             self.tag(f"bytes {len(obj)}")
             self.hasher.update(obj)
             self.size += len(obj)
         else:
-            self.hasher.update(_atom_text(obj, t).encode("utf-8", "surrogatepass"))
+            self.hasher.text(_atom_text(obj, t))
             self.size += len(obj) if t is str else 8
 
 
     def visit(self, obj: Any, real: bool) -> list[tuple[Any, bool]]:
         t = type(obj)
-        if t in _ATOMIC:
+        if t in ATOMIC:
             self.atom(obj, t)
             return []
-        if self.value_leaf(obj, t):
+        kind = self.routes.get(t)
+        if kind is None:
+            kind = self.routes[t] = route(t, self)
+        if kind is LEAF:
+            self.value_leaf(obj, t)
+            return []
+        if (kind is FULL or obj is builtins.__dict__) and self.value_leaf(obj, t):
             return []
         key = id(obj)
         if key in self.seen:
@@ -229,10 +207,16 @@ class _Walk(ArrayHashing, FunctionState):
         self.tag(_type_name(t))
         # Containers built by a `__reduce__` are temporaries: their ids mean nothing (and
         # are reused once freed). Anything else met through them is a real, shared object.
-        if (real or not isinstance(obj, _BUILTIN_CONTAINERS)) and not isinstance(obj, _IMMUTABLE_CONTAINERS):
+        if (real or not isinstance(obj, BUILTIN_CONTAINERS)) and not isinstance(obj, IMMUTABLE_CONTAINERS):
             self.objects.add(key)
             if not real:
                 self.made.append(obj)
+        if kind is CONTAINER:
+            return self.visit_container(obj, real)
+        if kind is REDUCED:
+            return self.visit_reduced(obj)
+        if kind is OBJECT:
+            return self.visit_object(obj)
 
         if self.ndarray is not None and isinstance(obj, self.ndarray):
             return self.visit_ndarray(obj)
@@ -275,16 +259,20 @@ class _Walk(ArrayHashing, FunctionState):
         if self.pandas_types and isinstance(obj, self.pandas_types):
             return self.visit_reduced(obj)
         if type(obj) in (dict, list, tuple):
-            # The length too: without it `[[1], 2]` and `[[1, 2]]` hashed alike.
-            self.tag(f"{len(obj)} items")
-            self.size += 8 * len(obj)
-            items = obj.items() if type(obj) is dict else [(item,) for item in obj]
-            return [(x, real) for pair in items for x in pair]
+            return self.visit_container(obj, real)
         if has_custom_reduce(t):
             # What pickle would store: random generators keep their state in C, sklearn
             # estimators trim their __dict__; both say what they are through __reduce__.
             return self.visit_reduced(obj)
         return self.visit_object(obj)
+
+    def visit_container(self, obj: dict | list | tuple, real: bool) -> list[tuple[Any, bool]]:
+        # The length too: without it `[[1], 2]` and `[[1, 2]]` hashed alike.
+        self.tag(f"{len(obj)} items")
+        self.size += 8 * len(obj)
+        if type(obj) is dict:
+            return [(x, real) for pair in obj.items() for x in pair]
+        return [(item, real) for item in obj]
 
     def class_data(self, owner: type) -> list[Any]:
         """A notebook class's own data attributes, tagged by name: not its functions and not
@@ -302,11 +290,11 @@ class _Walk(ArrayHashing, FunctionState):
         """Hash values whose identity means nothing (dtypes, scalars, classes, modules, enum
         members): two equal ones are interchangeable, and a pickle round trip may turn one
         shared instance into several, so they must not count as back-references."""
-        if isinstance(obj, _REPR_HASHED):
+        if isinstance(obj, REPR_HASHED):
             self.tag(_type_name(t))
             self.tag(repr(obj))
             self.size += 16
-        elif isinstance(obj, (type, types.ModuleType)) or isinstance(obj, _LEAF_CALLABLES):
+        elif isinstance(obj, (type, types.ModuleType)) or isinstance(obj, LEAF_CALLABLES):
             # By reference: the name identifies it; redefining it rebinds the variable.
             self.tag(_type_name(t))
             self.tag(getattr(obj, "__qualname__", getattr(obj, "__name__", "")))
@@ -333,7 +321,7 @@ class _Walk(ArrayHashing, FunctionState):
         # Order-independent: set order depends on the process's hash seed.
         digests = []
         for item in items:
-            if type(item) in _ATOMIC:
+            if type(item) in ATOMIC:
                 # Most set members are strings or numbers: hash them without a walk of their own.
                 digests.append(xxhash.xxh3_64_hexdigest(f"{type(item).__name__}\x00{item!r}".encode("utf-8", "surrogatepass")))
                 self.size += 8
