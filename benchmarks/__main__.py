@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--only overhead,auto,migration] [--json PATH]`: run and print tables."""
+"""`python -m benchmarks [--quick] [--only overhead,auto,migration,recording] [--json PATH]`: run and print tables."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from . import autocheckpoint, loadspeed, migration, overhead, planning
+from . import autocheckpoint, loadspeed, migration, overhead, planning, recording
 from .common import FULL, QUICK, REPO, Scale
 
 BENCHMARKS: dict[str, tuple[Callable[[Scale], Any], Callable[[Scale, Any], str]]] = {
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Scale], Any], Callable[[Scale, Any], str]]
     "migration": (lambda s: migration.measure(s, echo=_echo), migration.report),
     "planning": (planning.measure, planning.report),
     "load": (loadspeed.measure, loadspeed.report),
+    "recording": (recording.measure, recording.report),
 }
 
 

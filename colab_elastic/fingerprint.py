@@ -20,14 +20,9 @@ changed by every cell that can reach it. The rest of the value is still walked.
 from __future__ import annotations
 
 import builtins
-import collections
-import datetime
-import decimal
 import enum
 import gc
-import io
 import pickle
-import socket
 import sys
 import types
 import uuid
@@ -115,6 +110,9 @@ class _Walk(ArrayHashing, FunctionState):
 
     def tag(self, text: str) -> None:
         self.hasher.text(text + "\x00")
+
+    def content_of(self, value: Any) -> str:
+        return fingerprint(value, budget=self.budget).content
 
     def run(self, value: Any) -> None:
         stack: list[tuple[Any, bool]] = [(value, True)]
@@ -395,24 +393,6 @@ class _Walk(ArrayHashing, FunctionState):
             self.tag(f"pairs {len(pairs)}")
             children += [(x, True) for pair in pairs for x in pair]
         return children
-
-    def visit_arrow_backed(self, own: dict[str, Any]) -> list[tuple[Any, bool]]:
-        """A pandas Arrow-backed array: its Arrow data by a digest of the data in one chunk (what
-        pandas pickles, whatever the chunks), the rest of its `__dict__` walked. Arrow arrays are
-        immutable, so the digest of the very same one (`strings` remembers it) is reused: pandas'
-        own `__getstate__` copies every chunk into one, each time a cell reads the column."""
-        data = own["_pa_array"]
-        digest = self.strings.arrow(data) if self.strings is not None else None
-        if digest is None:
-            whole = data.combine_chunks() if hasattr(data, "combine_chunks") else data
-            digest = fingerprint(whole, budget=self.budget).content
-            if self.strings is not None:
-                self.strings.remember_arrow(data, digest)
-        self.size += getattr(data, "nbytes", 0)
-        self.tag(f"arrow {digest}")
-        rest = sorted((k, v) for k, v in own.items() if k not in ("_pa_array", "_cache") and type(k) is str)
-        self.tag(f"state {len(rest)}")
-        return [(x, True) for pair in rest for x in pair]
 
     def visit_object(self, obj: Any) -> list[tuple[Any, bool]]:
         state = instance_state(obj)

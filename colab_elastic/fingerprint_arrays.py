@@ -12,15 +12,18 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
+
+if TYPE_CHECKING:
+    from .fingerprint_kinds import TextHasher
 
 
 class ArrayHashing:
     """What the walk does with numpy arrays and pandas string columns (a mixin of `_Walk`)."""
 
-    hasher: xxhash.xxh3_128
+    hasher: TextHasher  # update(bytes) after the texts before them
     size: int
     objects: set[int]
     keepalive: list[Any]
@@ -30,6 +33,10 @@ class ArrayHashing:
     pins: list[Any]
 
     def tag(self, text: str) -> None:
+        raise NotImplementedError
+
+    def content_of(self, value: Any) -> str:
+        """The content digest of a value of its own (a walk of its own)."""
         raise NotImplementedError
 
     def init_arrays(self) -> None:
@@ -122,6 +129,24 @@ class ArrayHashing:
             return [(fill.tolist(), False)]
         self.hasher.update(fill.tobytes())
         return []
+
+    def visit_arrow_backed(self, own: dict[str, Any]) -> list[tuple[Any, bool]]:
+        """A pandas Arrow-backed array: its Arrow data by a digest of the data in one chunk (what
+        pandas pickles, whatever the chunks), the rest of its `__dict__` walked. Arrow arrays are
+        immutable, so the digest of the very same one (`strings` remembers it) is reused: pandas'
+        own `__getstate__` copies every chunk into one, each time a cell reads the column."""
+        data = own["_pa_array"]
+        digest = self.strings.arrow(data) if self.strings is not None else None
+        if digest is None:
+            whole = data.combine_chunks() if hasattr(data, "combine_chunks") else data
+            digest = self.content_of(whole)
+            if self.strings is not None:
+                self.strings.remember_arrow(data, digest)
+        self.size += getattr(data, "nbytes", 0)
+        self.tag(f"arrow {digest}")
+        rest = sorted((k, v) for k, v in own.items() if k not in ("_pa_array", "_cache") and type(k) is str)
+        self.tag(f"state {len(rest)}")
+        return [(x, True) for pair in rest for x in pair]
 
     def hash_strings(self, arr: Any) -> bool:
         """Hash an object array of strings (a pandas text column) in one vectorized pass.

@@ -9,9 +9,10 @@ parents keyed by address). Part of the fingerprint walk; pure.
 from __future__ import annotations
 
 import types
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import xxhash
+if TYPE_CHECKING:
+    from .fingerprint_kinds import TextHasher
 
 
 def without_pandas_cache(state: Any) -> Any:
@@ -121,7 +122,7 @@ class FunctionState:
     """A notebook function's state, for the walk (a mixin of `_Walk`): its code, defaults,
     closure cells and attributes. A library function is its name."""
 
-    hasher: xxhash.xxh3_128
+    hasher: TextHasher  # update(bytes) after the texts before them
     objects: set[int]
     is_notebook_defined: Callable[[Any], bool]
 
