@@ -85,6 +85,13 @@ FULL = "full"  # anything else: every question, in order
 
 def route(t: type, walk: Any) -> str:
     """How the walk treats every instance of `t` (`walk` holds the session's library types)."""
+    try:
+        return _route(t, walk)
+    except Exception:  # noqa: BLE001 - a class whose lookups raise: each object gets every question
+        return FULL
+
+
+def _route(t: type, walk: Any) -> str:
     if not _class_is_type(t):
         return FULL
     leaves = (*REPR_HASHED, type, types.ModuleType, *LEAF_CALLABLES, enum.Enum)

@@ -151,3 +151,21 @@ def test_text_hasher_hashes_the_concatenation_in_order():
             reference.update(bytes([i % 256]) * 3)
     assert hasher.hexdigest() == reference.hexdigest()
     assert TextHasher().hexdigest() == xxhash.xxh3_128().hexdigest()
+
+
+class _Raising(type):
+    """A metaclass whose every class answers attribute lookups on itself by raising."""
+
+    def __getattribute__(cls, name):
+        if name in ("__mro__", "__reduce_ex__", "__getstate__"):
+            raise RuntimeError("no")
+        return super().__getattribute__(name)
+
+
+def test_a_type_that_raises_when_asked_is_walked_as_before(monkeypatch):
+    class Odd(metaclass=_Raising):
+        def __init__(self) -> None:
+            self.x = [1]
+
+    value = [Odd(), Odd]
+    assert _same(fingerprint(value), _with_every_question(monkeypatch, value))
