@@ -30,8 +30,9 @@ from .fingerprint_state import has_custom_reduce
 
 ATOMIC = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis), type(NotImplemented))
 REPR_HASHED = (datetime.date, datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, range)
-# Containers that are values, not places: sharing one is not aliasing anything mutable.
-IMMUTABLE_CONTAINERS = (tuple, frozenset)
+# Containers that are values, not places: sharing one is not aliasing anything mutable
+# (pandas hands the same `slice` objects to the blocks of different frames).
+IMMUTABLE_CONTAINERS = (tuple, frozenset, slice)
 BUILTIN_CONTAINERS = (dict, list, tuple, set, frozenset)
 LEAF_CALLABLES = (
     weakref.ref,  # a weak reference does not own its target

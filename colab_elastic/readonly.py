@@ -18,13 +18,24 @@ whose result is bound to a name, shown, compared or computed with, never chained
 none occurs inside a function, a lambda or a comprehension. The recorder still fingerprints a
 light value after the cell when a name the cell bound shares an object with it (`coef =
 clf.coef_; coef *= 2`): what escapes into the namespace is looked at.
+
+pandas objects are read through chains (`sales.groupby('region')['revenue'].agg(['sum'])`), and
+hashing a 3M-row frame after every such cell costs ~13 ms (seconds at larger scale). A chain is
+vouched for when every step is a method or attribute pandas documents as returning a new object
+or a view and never writing (no `apply`, `update`, `pipe`, nothing with `inplace=`), and every
+argument is data: constants, containers of them, names bound to non-callable values the cell does
+not rebind, or an expression computed from them (a mask). A callable handed to pandas (a lambda,
+a function, `np.sort`) may be run on the frame's own columns, so it is never vouched for. A view
+the chain returns and the cell keeps (`col = sales['x']; col[0] = 1`) shares the frame's memory,
+and the recorder's escape check sees it.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 # Methods that leave a fitted estimator as it was.
@@ -47,10 +58,15 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.
 @dataclass(frozen=True)
 class Uses:
     """How a cell uses one name: the methods it calls on it, and whether anything else
-    (`other`) happens to it that we cannot vouch for."""
+    (`other`) happens to it that we cannot vouch for. Read as pandas is (chains of steps, see
+    `_chain`): the methods called along them (`calls`, None when some use is no such chain or hands
+    on a name the cell binds), the attributes read (`reads`), the names handed as arguments (`handed`)."""
 
     methods: frozenset[str] = frozenset()
     other: bool = False
+    calls: frozenset[str] | None = frozenset()
+    reads: frozenset[str] = frozenset()
+    handed: frozenset[str] = frozenset()
 
 
 def uses(code: str) -> dict[str, Uses]:
@@ -69,17 +85,115 @@ def uses(code: str) -> dict[str, Uses]:
         for child in ast.iter_child_nodes(node):
             parents[child] = node
             stack.append((child, inside or isinstance(node, _SCOPES)))
-    found: dict[str, tuple[set[str], bool]] = {}
+    found: dict[str, _Found] = {}
+    stored = _bound_names(parents)
     for node in parents:
         if isinstance(node, ast.Name):
-            methods, other = found.get(node.id, (set(), False))
+            seen = found.setdefault(node.id, _Found())
             method = None if node in scoped else _read_only_use(node, parents)
             if method is None:
-                other = True
+                seen.other = True
             elif method:
-                methods.add(method)
-            found[node.id] = (methods, other)
-    return {name: Uses(frozenset(m), o) for name, (m, o) in found.items()}
+                seen.methods.add(method)
+            chain = None if node in scoped or seen.calls is None else _chain(node, parents)
+            if chain is None or chain[2] & stored:
+                seen.calls = None
+            elif seen.calls is not None:
+                seen.calls |= chain[0]
+                seen.reads |= chain[1]
+                seen.handed |= chain[2]
+    return {name: Uses(frozenset(f.methods), f.other, None if f.calls is None else frozenset(f.calls),
+                       frozenset(f.reads), frozenset(f.handed)) for name, f in found.items()}
+
+
+def _bound_names(nodes: dict[ast.AST, ast.AST]) -> set[str]:
+    """Every name the cell binds or deletes: assigned, defined, imported, caught."""
+    bound = set()
+    for node in nodes:
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound
+
+
+@dataclass
+class _Found:
+    """What `uses` has gathered of one name so far."""
+
+    methods: set[str] = field(default_factory=set)
+    other: bool = False
+    calls: set[str] | None = field(default_factory=set)
+    reads: set[str] = field(default_factory=set)
+    handed: set[str] = field(default_factory=set)
+
+
+def _chain(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> tuple[set[str], set[str], set[str]] | None:
+    """(methods called, attributes read, names handed) along the chain read from `name`, whose
+    result is only looked at or bound; None when a step writes or hands on something else."""
+    if not isinstance(name.ctx, ast.Load):
+        return None
+    calls: set[str] = set()
+    reads: set[str] = set()
+    handed: set[str] = set()
+    node: ast.AST = name
+    parent = parents.get(node)
+    while True:
+        if isinstance(parent, ast.Attribute) and parent.value is node and isinstance(parent.ctx, ast.Load):
+            above = parents.get(parent)
+            if isinstance(above, ast.Call) and above.func is parent:
+                if not _data_call(above, handed):
+                    return None
+                calls.add(parent.attr)
+                node = above
+            else:
+                reads.add(parent.attr)
+                node = parent
+        elif isinstance(parent, ast.Subscript) and parent.value is node and isinstance(parent.ctx, ast.Load):
+            if not _data(parent.slice, handed):
+                return None
+            node = parent
+        else:
+            break
+        parent = parents.get(node)
+    return (calls, reads, handed) if _consumed(node, parent, parents) else None
+
+
+def _data_call(call: ast.Call, handed: set[str]) -> bool:
+    """Are all of `call`'s arguments data (see `_data`), and none of them `inplace=`?"""
+    return (all(_data(a, handed) for a in call.args)
+            and all(k.arg is not None and k.arg != "inplace" and _data(k.value, handed) for k in call.keywords))
+
+
+def _data(node: ast.AST | None, handed: set[str]) -> bool:
+    """Can `node` evaluate to nothing but data (never a callable pandas would run)? Names are
+    added to `handed`: their values are checked when the cell runs."""
+    if node is None or isinstance(node, (ast.Constant, ast.JoinedStr)):
+        return True
+    if isinstance(node, ast.Name):
+        handed.add(node.id)
+        return isinstance(node.ctx, ast.Load)
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(_data(e, handed) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(_data(k, handed) and _data(v, handed) for k, v in zip(node.keys, node.values))
+    if isinstance(node, ast.Slice):
+        return _data(node.lower, handed) and _data(node.upper, handed) and _data(node.step, handed)
+    # A comparison gives a mask or a bool, whatever it compares (each name in it is a use of
+    # its own, classified on its own); arithmetic may give back what it combines (`funcs + [f]`).
+    if isinstance(node, ast.Compare):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _data(node.left, handed) and _data(node.right, handed)
+    if isinstance(node, ast.UnaryOp):
+        return _data(node.operand, handed)
+    if isinstance(node, ast.BoolOp):
+        return all(_data(v, handed) for v in node.values)
+    return False
 
 
 def _read_only_use(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> str | None:
@@ -106,6 +220,10 @@ def _consumed(node: ast.AST, parent: ast.AST | None, parents: dict[ast.AST, ast.
     if isinstance(parent, ast.Call):
         return (node in parent.args and isinstance(parent.func, ast.Name) and parent.func.id in _LOOKING_CALLS
                 and _consumed(parent, parents.get(parent), parents))
+    if isinstance(parent, (ast.List, ast.Tuple, ast.Set)) and isinstance(getattr(parent, "ctx", ast.Load()), ast.Load):
+        return _consumed(parent, parents.get(parent), parents)  # `{'rows': len(sales)}`: as the literal is
+    if isinstance(parent, ast.Dict):
+        return node in parent.values and _consumed(parent, parents.get(parent), parents)
     return False
 
 
@@ -133,8 +251,19 @@ def is_artist(value: Any) -> bool:
     return artist is not None and isinstance(value, artist.Artist)
 
 
-def is_light(value: Any, use: Uses) -> bool:
-    """May a cell that uses `value` only as `use` says be trusted to leave it unchanged?"""
+def is_figure(value: Any) -> bool:
+    """Is `value` a matplotlib figure (or subfigure)?"""
+    figure = sys.modules.get("matplotlib.figure")
+    # By type: `isinstance` asks the value's own `__class__`, which a hostile object may refuse.
+    return figure is not None and issubclass(type(value), figure.FigureBase)
+
+
+def is_light(value: Any, use: Uses, namespace: Mapping[str, Any] | None = None) -> bool:
+    """May a cell that uses `value` only as `use` says be trusted to leave it unchanged?
+    (`namespace` holds the names a pandas chain hands on, checked to be no callables.)"""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and issubclass(type(value), (pandas.DataFrame, pandas.Series)):
+        return _light_frame(value, use, namespace or {})
     if use.other:
         return False
     base = sys.modules.get("sklearn.base")
@@ -144,3 +273,82 @@ def is_light(value: Any, use: Uses) -> bool:
     if (figure is not None and isinstance(value, figure.FigureBase)) or (axes is not None and isinstance(value, axes.Axes)):
         return all(m in _FIGURE_READS or m.startswith("get_") for m in use.methods)
     return False
+
+
+# pandas methods that return a new object or a view and write nothing, neither the object nor
+# what it was read from (`DataFrame`, `Series`, `GroupBy`, window, and `.str`/`.dt`/`.cat`
+# accessors). Left out on purpose: what exists to run a function on the data (`apply`, `map`,
+# `transform`, `pipe`), what writes without `inplace=` (`update`, `insert`, `pop`), what
+# evaluates text that may call a function (`eval`, `query`), and `plot` (it draws on figures
+# the cell does not name). Where a listed method takes a function (`assign(x=f)`, a group
+# `filter(f)`), the argument rule refuses it: only data is handed on.
+_FRAME_CALLS = frozenset({
+    "abs", "add", "agg", "aggregate", "all", "any", "astype", "between", "ceil", "clip", "contains", "copy",
+    "corr", "count", "cov", "cummax", "cummin", "cumprod", "cumsum", "day_name", "describe", "diff", "div",
+    "drop", "drop_duplicates", "dropna", "duplicated", "endswith", "eq", "ewm", "expanding", "explode",
+    "fillna", "filter", "first", "floor", "ge", "get", "groupby", "gt", "head", "idxmax", "idxmin", "isin",
+    "isna", "isnull", "join", "kurt", "last", "le", "len", "lower", "lt", "mask", "max", "mean", "median",
+    "melt", "memory_usage", "merge", "min", "mod", "mode", "month_name", "mul", "ne", "nlargest", "normalize",
+    "notna", "notnull", "nsmallest", "nunique", "pct_change", "pivot", "pivot_table", "pow", "prod",
+    "quantile", "rank", "reindex", "rename", "replace", "reset_index", "resample", "rolling", "round",
+    "sample", "select_dtypes", "sem", "set_index", "shift", "size", "skew", "slice", "sort_index",
+    "sort_values", "split", "stack", "startswith", "std", "strftime", "strip", "sub", "sum", "tail",
+    "to_frame", "to_list", "to_numpy", "to_period", "to_timestamp", "tolist", "transpose", "truediv",
+    "unique", "unstack", "upper", "value_counts", "var", "where", "assign", "info", "nth",
+    "cumcount", "ngroup", "isnumeric", "isdigit", "title", "zfill", "pad", "find", "extract", "ohlc",
+})
+# Attributes read along the way: accessors, indexers and data (a column read as an attribute,
+# `sales.revenue`, is let in separately when it is not also a method).
+_FRAME_READS = frozenset({
+    "str", "dt", "cat", "loc", "iloc", "at", "iat", "T", "shape", "columns", "index", "dtypes", "dtype",
+    "values", "size", "ndim", "empty", "name", "names", "codes", "categories", "year", "month", "day",
+    "hour", "minute", "second", "dayofweek", "day_of_week", "weekday", "dayofyear", "day_of_year",
+    "quarter", "date", "is_unique", "is_monotonic_increasing", "hasnans", "nbytes", "ngroups", "groups",
+})
+
+
+def _light_frame(value: Any, use: Uses, namespace: Mapping[str, Any]) -> bool:
+    """Is every use of a DataFrame or Series a plain read or a chain of pandas reads?"""
+    if use.calls is None or not use.calls <= _FRAME_CALLS:
+        return False
+    columns = getattr(value, "columns", ())
+    for attribute in use.reads - _FRAME_READS:
+        # `sales.revenue` is the column unless a method or property has that name.
+        if hasattr(type(value), attribute) or attribute not in columns:
+            return False
+    return all(name in namespace and _is_data(namespace[name]) for name in use.handed)
+
+
+_DATA_ITEMS = 10_000  # items of handed lists and dicts looked at before giving up
+
+
+def _is_data(value: Any) -> bool:
+    """Is `value` free of callables pandas could run (`agg(funcs)` with a dict of functions)?
+    Lists, tuples, sets and dicts are looked into; arrays and frames are data."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > _DATA_ITEMS or callable(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    return True
+
+
+def axes_of(value: Any) -> tuple[Any, ...] | None:
+    """The Index objects a pandas value shares with what is derived from it: a DataFrame's index
+    and columns, a Series' index, and the categories of categorical columns. None for anything else."""
+    pandas = sys.modules.get("pandas")
+    if pandas is None:
+        return None
+    if issubclass(type(value), pandas.DataFrame):
+        parts, dtypes = [value.index, value.columns], list(value.dtypes)
+    elif issubclass(type(value), pandas.Series):
+        parts, dtypes = [value.index], [value.dtype]
+    else:
+        return None
+    return (*parts, *(d.categories for d in dtypes if isinstance(d, pandas.CategoricalDtype)))

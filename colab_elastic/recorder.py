@@ -12,7 +12,7 @@ import logging
 import time
 import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from . import ambient, credentials, randomness, readonly
@@ -42,6 +42,10 @@ class _Pending:
     rng: randomness.State | None = None
     settings: ambient.Snapshot | None = None
     light: frozenset[str] = frozenset()  # names the cell uses only through a read-only API
+    # Light pandas values -> their axes' fingerprint: a frame a chain derives keeps the same
+    # `columns` Index (and categories), which pandas 2 lets numpy write into: that sharing is
+    # checked by the axes alone.
+    axes: dict[str, Fingerprint] = field(default_factory=dict)
 
 
 class Recorder:
@@ -72,6 +76,10 @@ class Recorder:
         self._modules: dict[str, tuple[int, int]] = {}
         # Names fingerprinted since the last cell ran: their cached fingerprints are current.
         self._since_cell: set[str] = set()
+        # Names a cell changed through another name sharing their objects: recorded as written
+        # without a walk of their own; the cached fingerprint keeps their objects for the sharing
+        # rule, and its content is taken anew when next asked for (see `fingerprint`).
+        self._stale: set[str] = set()
         self._pending: _Pending | None = None
         # The state `graph.rng` was encoded from, and that encoding: encode again only when it moves.
         self._rng_seen: tuple[str, randomness.State] | None = None
@@ -88,12 +96,13 @@ class Recorder:
         """
         value = self.namespace[name]
         cached = self._cache.get(name)
-        if not fresh and cached is not None and cached[0] == id(value):
+        if not fresh and cached is not None and cached[0] == id(value) and name not in self._stale:
             fp = cached[1]
         else:
             fp = self._take(value, name, portable=False)
             self._cache[name] = (id(value), fp)
             self._since_cell.add(name)
+            self._stale.discard(name)
         if not portable or fp.portable:
             return fp
         known = self._portable.get(name)
@@ -123,6 +132,7 @@ class Recorder:
         self._portable.clear()
         self._modules.clear()
         self._since_cell.clear()
+        self._stale.clear()
 
     def _module_signature(self, name: str, *, fresh: bool = False) -> int | None:
         """What the notebook may have set on the module bound to `name` (None: not a module).
@@ -179,6 +189,8 @@ class Recorder:
             pending.before = {n: self.fingerprint(n) for n in candidates if n in ids}
             if uses and not drawing:  # `fig.savefig(...)` after `plt.title(...)` changed fig
                 pending.light = self._light(uses, seed, candidates)
+                pending.axes = {n: self._take(axes, n, portable=False) for n in pending.light
+                                if (axes := readonly.axes_of(self.namespace[n])) is not None}
             pending.modules = {n: sig for n in pending.before if (sig := self._module_signature(n)) is not None}
         except Exception as exc:  # noqa: BLE001
             pending.failure = f"analysis failed: {exc!r}"
@@ -196,13 +208,46 @@ class Recorder:
         for name, use in uses.items():
             if name in candidates and name in seed and self._cache.get(name) is not None:
                 try:
-                    if readonly.is_light(self.namespace[name], use):
+                    if readonly.is_light(self.namespace[name], use, self.namespace):
                         light.add(name)
                 except Exception:  # noqa: BLE001 - a value that cannot say its type is not vouched for
                     continue
         if light:
             light -= reachable_names(seed - light, self.namespace, self.is_notebook_defined)
         return frozenset(light)
+
+    def _defer_or_walk(self, names: set[str], bound: set[str], refreshed: set[str]) -> None:
+        """Fingerprint what the cell wrote, except what another walk of this cell already covers
+        (left stale, see `_stale`): a name changed through another that shares its objects
+        (`axes[0].set_title(...)` changes `fig`), and a new value reached from one walked here
+        (an axes reaches its figure: walked first, it covers `fig` of `fig, ax = plt.subplots()`)."""
+        walked = [self._cache[n][1] for n in refreshed if n in self._cache]
+        # Figures last: every artist reaches its figure, a figure's walk covers no new ndarray of axes.
+        for name in sorted(names, key=lambda n: (readonly.is_figure(self.namespace[n]), n)):
+            if name not in bound and name in self._cache:
+                self._stale.add(name)
+                continue
+            key = id(self.namespace[name])
+            cover = next((fp for fp in walked if key in fp.objects), None) if name in bound else None
+            if cover is None:
+                walked.append(self.fingerprint(name, fresh=True))
+            else:
+                # Its objects are among the cover's: a superset stands for them (more sharing, never less).
+                self._cache[name] = (key, replace(cover, content=f"stale-{key}", pins=()))
+                self._stale.add(name)
+                self._since_cell.discard(name)
+
+    def _kept_apart(self, name: str, pending: _Pending, bound: list[frozenset[int]]) -> bool:
+        """Does nothing the cell bound share an object with light `name`, other than its axes,
+        found unchanged? (A shared axis may have been written through the new name.)"""
+        shared = frozenset().union(*(objects & pending.before[name].objects for objects in bound))
+        if not shared:
+            return True
+        axes = pending.axes.get(name)
+        if axes is None or not shared <= axes.objects or not axes.complete:
+            return False
+        now = readonly.axes_of(self.namespace[name])
+        return now is not None and self._take(now, name, portable=False).content == axes.content
 
     def after(self, error: BaseException | None = None) -> CellExecution | None:
         ended = time.perf_counter()
@@ -237,8 +282,7 @@ class Recorder:
             # What the cell bound may be part of a light value (`coef = clf.coef_; coef *= 2`).
             bound = [self.fingerprint(n, fresh=True).objects for n in created | rebound]
             refreshed |= created | rebound
-            light = {n for n in light if pending.before[n].complete
-                     and not any(objects & pending.before[n].objects for objects in bound)}
+            light = {n for n in light if pending.before[n].complete and self._kept_apart(n, pending, bound)}
         for name, before in pending.before.items():
             if name not in now or name in rebound:
                 continue
@@ -268,6 +312,9 @@ class Recorder:
             for other, (obj_id, fp) in list(self._cache.items()):
                 if (other in now and other not in rebound and other not in modified and other not in refreshed
                         and now[other] == obj_id and fp.objects & shared):
+                    if other in self._stale:  # its content before the cell was never taken: assume changed
+                        modified.add(other)
+                        continue
                     after = self.fingerprint(other, fresh=True)
                     refreshed.add(other)
                     if after.content != fp.content or not after.complete:
@@ -276,8 +323,8 @@ class Recorder:
         for name in deleted:
             self._cache.pop(name, None)
             self._modules.pop(name, None)
-        for name in (created | rebound | modified) - refreshed:
-            self.fingerprint(name, fresh=True)
+            self._stale.discard(name)
+        self._defer_or_walk((created | rebound | modified) - refreshed, created | rebound, refreshed)
 
         # A credential typed into the cell never reaches a checkpoint; without it the cell
         # cannot be rerun, so its results are stored (a value that is itself a secret is not).

@@ -378,7 +378,10 @@ def test_a_fingerprint_that_raises_keeps_the_cell_recorded(shell, tmp_path, monk
     assert report.ok and shell.user_ns["cursed"] == [1, 2, 1]
 
 
-def test_a_cell_that_reads_a_hostile_value_is_still_rerunnable(shell, tmp_path):
+@pytest.mark.parametrize("libraries", [(), ("matplotlib.figure", "pandas")], ids=["alone", "with-libraries"])
+def test_a_cell_that_reads_a_hostile_value_is_still_rerunnable(shell, tmp_path, libraries):
+    for name in libraries:  # loaded, they make the recorder ask more of each value (is it a figure, a frame?)
+        pytest.importorskip(name)
     shell.run_line_magic("load_ext", "colab_elastic")
     _run(shell, HOSTILE)
     _run(shell, "odd = RaisingGetattribute(1)\nbox = [odd]")

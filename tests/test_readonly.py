@@ -130,3 +130,35 @@ def test_a_figure_the_cell_saves_after_drawing_on_it_through_pyplot_is_walked():
     cells.run("n = fig.get_figwidth()")
     assert "fig" in cells.run("plt.title('drawn')\nfig.savefig(io.BytesIO())")
     plt.close(fig)
+
+
+def test_a_figure_changed_through_its_axes_is_walked_only_when_next_needed():
+    plt.close("all")
+    fig, axs = plt.subplots(1, 2)
+    cells = Cells(plt=plt, fig=fig, axs=axs)
+    cells.run("n = fig.get_figwidth(), axs.shape")  # both fingerprinted, as cells that made them would
+    cells.walks = 0
+    assert {"fig", "axs"} <= cells.run("axs[0].set_title('first')")
+    assert cells.walks == 0  # fig shares the axes' objects: changed, not walked
+    assert "fig" in cells.run("fig.suptitle('second')")  # its `before` is taken anew
+    assert fig._suptitle.get_text() == "second"
+    assert not {"fig", "axs"} & cells.run("w = fig.get_figwidth()")
+    assert {"fig", "axs"} <= cells.run("axs[1].set_xlabel('x')")
+    # What a checkpoint takes is the figure as it is now, not the deferred one.
+    taken = cells.recorder.fingerprint("fig")
+    from colab_elastic.fingerprint import fingerprint
+    assert taken.content == fingerprint(fig).content
+    plt.close(fig)
+
+
+def test_a_new_figure_reached_from_its_new_axes_is_not_walked_twice():
+    plt.close("all")
+    cells = Cells(plt=plt)
+    assert {"fig", "axs"} <= cells.run("fig, axs = plt.subplots(1, 2)\naxs[0].plot([1, 2, 3])")
+    assert cells.walks == 0  # the axes' walk reached the figure: it waits until asked for
+    assert "fig" in cells.run("fig.suptitle('later')")
+    assert {"fig", "axs"} <= cells.run("axs[1].set_title('through the axes')")
+    assert not {"fig", "axs"} & cells.run("w = fig.get_figwidth()")
+    from colab_elastic.fingerprint import fingerprint
+    assert cells.recorder.fingerprint("fig").content == fingerprint(cells.ns["fig"]).content
+    plt.close("all")

@@ -1,0 +1,161 @@
+"""A DataFrame a cell only reads through pandas chains is not hashed after it; whatever a cell does
+to it otherwise is seen, judged by pandas' own equality, not by our fingerprints."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+np = pytest.importorskip("numpy")
+pd = pytest.importorskip("pandas")
+
+from colab_elastic import readonly  # noqa: E402
+from colab_elastic.history import HistoryGraph  # noqa: E402
+from colab_elastic.recorder import Recorder  # noqa: E402
+
+
+@pytest.mark.parametrize("code, chained", [
+    ("sales.describe()", True),
+    ("by = sales.groupby('region')['revenue'].agg(['sum', 'mean'])", True),
+    ("m = sales[sales['revenue'] > 1].revenue.mean()", True),
+    ("summary = {'rows': len(sales), 'total': float(sales['revenue'].sum())}", True),
+    ("top = sales.nlargest(n, 'revenue')", True),
+    ("x = sales.loc[1:3, ['revenue']]", True),
+    ("sales['revenue'] = 0", False),
+    ("sales.revenue.clip(0, 1, inplace=True)", False),
+    ("sales.groupby('region').apply(lambda g: g)", False),
+    ("sales.assign(x=lambda d: 1)", False),
+    ("sales.agg(np.sum)", False),
+    ("sales.agg(config['funcs'])", False),
+    ("helper(sales.head())", False),
+    ("sales.head().values[0] = 1", False),
+    ("for row in sales.itertuples():\n    pass", False),
+    ("n = 2\ntop = sales.nlargest(n, 'revenue')", False),  # what it hands on is rebound in the cell
+    ("def f(d):\n    return 0\nr = sales.agg(f)", False),
+    ("import f\nr = sales.agg(f)", False),
+    ("def f():\n    return sales.sum()", False),
+])
+def test_chains_are_classified(code, chained):
+    assert (readonly.uses(code)["sales"].calls is not None) == chained
+
+
+def test_what_a_chain_hands_on_is_named_for_checking_when_the_cell_runs():
+    assert readonly.uses("r = sales.agg(funcs + [f])")["sales"].handed == {"funcs", "f"}
+    funcs = [len]
+    assert not readonly.is_light(_sales(), readonly.uses("r = sales.agg(funcs)")["sales"], {"funcs": funcs})
+    assert not readonly.is_light(_sales(), readonly.uses("r = sales.agg(d)")["sales"], {"d": {"x": [len]}})
+    assert readonly.is_light(_sales(), readonly.uses("r = sales.agg(d)")["sales"], {"d": {"revenue": ["sum"]}})
+
+
+class Cells:
+    """A recorder over a plain namespace; `run` executes one cell between its two events and
+    says whether the recorder walked `sales` after it."""
+
+    def __init__(self, **values):
+        self.ns = dict(values)
+        self.recorder = Recorder(self.ns, HistoryGraph())
+        self.walked = False
+        original = self.recorder.fingerprint
+
+        def counting(name, *, fresh=False, portable=False):
+            if fresh and name == "sales":
+                self.walked = True
+            return original(name, fresh=fresh, portable=portable)
+
+        self.recorder.fingerprint = counting
+
+    def run(self, code: str) -> set[str]:
+        self.walked = False
+        self.recorder.before(code)
+        with warnings.catch_warnings():  # pandas warns of what these cells do (chained, in place)
+            warnings.simplefilter("ignore")
+            exec(compile(code, "<cell>", "exec"), self.ns)
+        return {name for name, _ in self.recorder.after().writes}
+
+
+def _sales() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"region": rng.choice(["north", "south", "east"], 200),
+                         "revenue": rng.gamma(2.0, 3.0, 200), "units": rng.integers(0, 9, 200),
+                         "when": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 90, 200), unit="D")})
+
+
+LIGHT = [
+    "sales.describe()",
+    "by = sales.groupby('region')['revenue'].agg(['sum', 'mean', 'count'])",
+    "by = sales.groupby(['region', 'units'])['revenue'].sum().unstack()",
+    "m = sales[sales['revenue'] > 1].revenue.mean()",
+    "summary = {'rows': len(sales), 'total': float(sales['revenue'].sum())}",
+    "top = sales.nlargest(n, 'revenue')",
+    "day = sales['when'].dt.day_name()",
+    "p = sales.pivot_table(index='region', values='revenue', aggfunc='sum')",
+    "x = sales.loc[sales['region'] == 'north', ['revenue']].to_numpy().sum()",
+    "s = sales.sample(n, random_state=0)\ns['revenue'] = 0.0",
+    "x = sales.groupby('region')['revenue'].sum()\nx[:] = 0.0",
+]
+CHANGING = [
+    "sales['revenue'] = 0.0",
+    "sales.loc[0, 'revenue'] = -1.0",
+    "sales.sort_values('revenue', inplace=True)",
+    "sales.revenue.clip(0, 1, inplace=True)",
+    "del sales['units']",
+    "sales.update(sales[['revenue']] * 2)",
+    "col = sales['revenue']\ncol[0] = -1.0",
+    "top = sales.nlargest(3, 'revenue')\ntry:\n    top.columns.values[0] = 'zzz'\nexcept ValueError:\n    pass",
+    "col = sales['revenue']\ncol *= 2",  # a view before copy-on-write (pandas 2), a copy after
+    "col = sales['revenue'].to_numpy()\ntry:\n    col[0] = -5.0\nexcept ValueError:\n    pass",  # read-only under CoW
+    "try:\n    sales['revenue'].values[0] = -5.0\nexcept ValueError:\n    pass",
+    "def pick(d):\n    d.loc[:, 'revenue'] = 0.0\n    return ['revenue']\nx = sales[pick]",
+    "def pick(d):\n    d.loc[:, 'revenue'] = 0.0\n    return 'revenue'",  # defines only; run below
+    "y = sales[picker]",
+    "sales.groupby('region').apply(lambda g: g.loc[:, 'revenue'].clip(0, 1, inplace=True))",
+    "r = sales[['revenue']].agg(funcs)",  # a list of functions, run on the frame's own columns
+    "r = sales[['revenue']].agg({'revenue': funcs[0]})",
+]
+
+
+def _picker(d):
+    d.loc[:, "revenue"] = 0.0
+    return ["revenue"]
+
+
+def _doubling(column):
+    """What a user may hand to `agg`: it writes into the column it is given (pandas 2 hands over a view)."""
+    try:
+        column.to_numpy()[:] *= 2
+    except ValueError:  # read-only under copy-on-write
+        pass
+    return 0.0
+
+
+@pytest.mark.parametrize("code", LIGHT + CHANGING)
+def test_the_recorded_change_is_pandas_own_answer(code):
+    cells = Cells(np=np, pd=pd, sales=_sales(), n=5, picker=_picker, funcs=[_doubling])
+    cells.run("z = 0")  # a first fingerprint of everything
+    before = cells.ns["sales"].copy(deep=True)
+    columns = list(before.columns)  # a deep copy may still share its axes
+    writes = cells.run(code)
+    after = cells.ns["sales"]
+    changed = list(after.columns) != columns or not after.set_axis(columns, axis=1).equals(before.set_axis(columns, axis=1))
+    assert ("sales" in writes) == changed
+    if code in LIGHT:
+        assert not cells.walked
+        assert not changed
+
+
+def test_a_frame_a_called_notebook_function_also_reads_is_walked():
+    cells = Cells(pd=pd, sales=_sales())
+    cells.run("def bump():\n    sales.loc[0, 'revenue'] = -1.0")
+    assert "sales" in cells.run("m = sales['revenue'].mean()\nbump()")
+    assert cells.walked
+
+
+def test_a_column_read_as_an_attribute_is_light_unless_a_method_has_its_name():
+    sales = _sales().rename(columns={"units": "count"})
+    cells = Cells(sales=sales)
+    cells.run("z = 0")
+    cells.run("m = sales.revenue.max()")
+    assert not cells.walked
+    cells.run("c = sales.count")  # the method, not the column: not vouched for
+    assert cells.walked
