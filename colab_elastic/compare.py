@@ -54,10 +54,22 @@ def _observe_safely(value: Any) -> tuple[str, Any]:
         return "type", f"{type(value).__module__}.{type(value).__qualname__} ({type(exc).__name__})"
 
 
+def _dtype_types() -> tuple[type, ...]:
+    """numpy and pandas dtypes: descriptions shared by every array of a kind, never changed in
+    place, so holding the same one is not aliasing (`np.dtype('float64')` is one object)."""
+    found: tuple[type, ...] = ()
+    numpy, pandas = sys.modules.get("numpy"), sys.modules.get("pandas")
+    if numpy is not None:
+        found += (numpy.dtype,)
+    if pandas is not None and hasattr(pandas, "api"):
+        found += (pandas.api.extensions.ExtensionDtype,)
+    return found
+
+
 def _reachable(value: Any, limit: int = 200_000) -> set[int]:
     """Ids of mutable objects reachable from a value, through real references only."""
     atomic = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
-    leaves = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    leaves = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, *_dtype_types())
     seen: set[int] = set()
     stack = [value]
     while stack and len(seen) < limit:
