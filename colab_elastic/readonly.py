@@ -316,7 +316,11 @@ def _light_frame(value: Any, use: Uses, namespace: Mapping[str, Any]) -> bool:
         # `sales.revenue` is the column unless a method or property has that name.
         if hasattr(type(value), attribute) or attribute not in columns:
             return False
-    return all(name in namespace and _is_data(namespace[name]) for name in use.handed)
+    return all(_is_data(namespace[name]) if name in namespace else name in _SCALAR_TYPES for name in use.handed)
+
+
+# Builtin types pandas takes as a dtype (`astype(float)`): a call of one never changes its argument.
+_SCALAR_TYPES = frozenset({"int", "float", "str", "bool", "complex", "bytes", "object"})
 
 
 _DATA_ITEMS = 10_000  # items of handed lists and dicts looked at before giving up

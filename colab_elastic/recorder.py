@@ -189,8 +189,9 @@ class Recorder:
             pending.before = {n: self.fingerprint(n) for n in candidates if n in ids}
             if uses and not drawing:  # `fig.savefig(...)` after `plt.title(...)` changed fig
                 pending.light = self._light(uses, seed, candidates)
-                pending.axes = {n: self._take(axes, n, portable=False) for n in pending.light
-                                if (axes := readonly.axes_of(self.namespace[n])) is not None}
+                if analysis.stores:  # only what the cell binds can share the axes (see `_kept_apart`)
+                    pending.axes = {n: self._take(axes, n, portable=False) for n in pending.light
+                                    if (axes := readonly.axes_of(self.namespace[n])) is not None}
             pending.modules = {n: sig for n in pending.before if (sig := self._module_signature(n)) is not None}
         except Exception as exc:  # noqa: BLE001
             pending.failure = f"analysis failed: {exc!r}"

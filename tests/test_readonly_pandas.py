@@ -46,6 +46,10 @@ def test_what_a_chain_hands_on_is_named_for_checking_when_the_cell_runs():
     assert not readonly.is_light(_sales(), readonly.uses("r = sales.agg(funcs)")["sales"], {"funcs": funcs})
     assert not readonly.is_light(_sales(), readonly.uses("r = sales.agg(d)")["sales"], {"d": {"x": [len]}})
     assert readonly.is_light(_sales(), readonly.uses("r = sales.agg(d)")["sales"], {"d": {"revenue": ["sum"]}})
+    # A builtin type is a dtype; a builtin function, or a name the session rebound, is not vouched for.
+    assert readonly.is_light(_sales(), readonly.uses("r = sales.astype(str)")["sales"], {})
+    assert not readonly.is_light(_sales(), readonly.uses("r = sales.agg(print)")["sales"], {})
+    assert not readonly.is_light(_sales(), readonly.uses("r = sales.astype(str)")["sales"], {"str": len})
 
 
 class Cells:
@@ -93,6 +97,7 @@ LIGHT = [
     "x = sales.loc[sales['region'] == 'north', ['revenue']].to_numpy().sum()",
     "s = sales.sample(n, random_state=0)\ns['revenue'] = 0.0",
     "x = sales.groupby('region')['revenue'].sum()\nx[:] = 0.0",
+    "labels = sales['units'].astype(str).str.zfill(3)",  # a builtin type handed as a dtype
 ]
 CHANGING = [
     "sales['revenue'] = 0.0",
