@@ -205,8 +205,7 @@ class _Walk(ArrayHashing, FunctionState):
         self.tag(_type_name(t))
         # Containers built by a `__reduce__` are temporaries: their ids mean nothing (and
         # are reused once freed). Anything else met through them is a real, shared object.
-        if ((real or not isinstance(obj, BUILTIN_CONTAINERS)) and not isinstance(obj, IMMUTABLE_CONTAINERS)
-                and not isinstance(obj, self.dtype_types)):
+        if (real or not isinstance(obj, BUILTIN_CONTAINERS)) and not isinstance(obj, self.unshared):
             self.objects.add(key)
             if not real:
                 self.made.append(obj)

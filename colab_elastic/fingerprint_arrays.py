@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
+from .fingerprint_kinds import IMMUTABLE_CONTAINERS
+
 if TYPE_CHECKING:
     from .fingerprint_kinds import TextHasher
 
@@ -53,12 +55,12 @@ class ArrayHashing:
         self.np_void_object = (np.object_,) if np is not None else ()
         pd = sys.modules.get("pandas")
         self.pandas_types: tuple[type, ...] = ()
-        # Dtypes are descriptions, shared by every array of that type and never changed in
-        # place: holding the same one is not aliasing.
-        self.dtype_types: tuple[type, ...] = (np.dtype,) if np is not None else ()
+        # Values, not places: holding the same one is not aliasing. Dtypes are descriptions,
+        # shared by every array of that type and never changed in place.
+        self.unshared: tuple[type, ...] = (*IMMUTABLE_CONTAINERS, *((np.dtype,) if np is not None else ()))
         if pd is not None:
             self.pandas_types = (pd.DataFrame, pd.Series, pd.Index)
-            self.dtype_types += (pd.api.extensions.ExtensionDtype,) if hasattr(pd, "api") else ()
+            self.unshared += (pd.api.extensions.ExtensionDtype,) if hasattr(pd, "api") else ()
 
     def visit_ndarray(self, arr: Any) -> list[tuple[Any, bool]]:
         self.tag(f"{dtype_text(arr.dtype)}{arr.shape}")

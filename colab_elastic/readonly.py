@@ -269,8 +269,8 @@ def is_light(value: Any, use: Uses, namespace: Mapping[str, Any] | None = None) 
     base = sys.modules.get("sklearn.base")
     if base is not None and isinstance(value, base.BaseEstimator):
         return use.methods <= _ESTIMATOR_READS
-    figure, axes = sys.modules.get("matplotlib.figure"), sys.modules.get("matplotlib.axes")
-    if (figure is not None and isinstance(value, figure.FigureBase)) or (axes is not None and isinstance(value, axes.Axes)):
+    axes = sys.modules.get("matplotlib.axes")
+    if is_figure(value) or (axes is not None and isinstance(value, axes.Axes)):
         return all(m in _FIGURE_READS or m.startswith("get_") for m in use.methods)
     return False
 

@@ -15,8 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from colab_elastic import readonly  # noqa: E402
-from colab_elastic.history import HistoryGraph  # noqa: E402
-from colab_elastic.recorder import Recorder  # noqa: E402
+from tests.cells import Cells as _Cells  # noqa: E402
 
 
 @pytest.mark.parametrize("code, methods, other", [
@@ -42,26 +41,8 @@ def test_uses_are_classified(code, methods, other):
     assert (set(use.methods), use.other) == (methods, other)
 
 
-class Cells:
-    """A recorder over a plain namespace; `run` executes one cell between its two events."""
-
-    def __init__(self, **values):
-        self.ns = dict(values)
-        self.recorder = Recorder(self.ns, HistoryGraph())
-        self.walks = 0
-        original = self.recorder.fingerprint
-
-        def counting(name, *, fresh=False):
-            if fresh and name in ("clf", "fig"):
-                self.walks += 1
-            return original(name, fresh=fresh)
-
-        self.recorder.fingerprint = counting
-
-    def run(self, code: str) -> set[str]:
-        self.recorder.before(code)
-        exec(compile(code, "<cell>", "exec"), self.ns)
-        return {name for name, _ in self.recorder.after().writes}
+def Cells(**values) -> _Cells:  # noqa: N802 - reads as the class it builds
+    return _Cells(("clf", "fig"), **values)
 
 
 @pytest.fixture(autouse=True)
