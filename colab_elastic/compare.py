@@ -56,7 +56,8 @@ def _observe_safely(value: Any) -> tuple[str, Any]:
 
 def _dtype_types() -> tuple[type, ...]:
     """numpy and pandas dtypes: descriptions shared by every array of a kind, never changed in
-    place, so holding the same one is not aliasing (`np.dtype('float64')` is one object)."""
+    place, so holding the same one is not aliasing (`np.dtype('float64')` is one object). Written
+    here, not taken from the fingerprint's `unshared`: this module judges our records independently."""
     found: tuple[type, ...] = ()
     numpy, pandas = sys.modules.get("numpy"), sys.modules.get("pandas")
     if numpy is not None:
