@@ -106,6 +106,27 @@ def dill_load(path: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - started, "error": error}))
 
 
+def modules() -> None:
+    """The names in `sys.modules`, as JSON."""
+    import sys
+
+    print(json.dumps(sorted(sys.modules)))
+
+
+def import_all(names: list[str]) -> None:
+    """Import `names` (modules another kernel held), skipping any that cannot be imported on
+    its own (an alias such as `os.path`'s, a module only its package can load)."""
+    import importlib
+
+    started, skipped = time.perf_counter(), 0
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a floor measured without it; counted below
+            skipped += 1
+    print(json.dumps({"seconds": time.perf_counter() - started, "skipped": skipped}))
+
+
 def verify(expression: str) -> None:
     """Evaluate the workload's check expression in the user namespace; print it as JSON."""
     try:
