@@ -171,7 +171,7 @@ class ArrayHashing:
         if pd is None or arr.size == 0:
             return False
         memo = self.strings
-        entry = memo.find(arr) if memo is not None else None
+        entry = (memo.find(arr) or memo.rows_of(arr)) if memo is not None else None
         kind = entry.kind if entry is not None else _string_kind(pd, arr.ravel(order="K"))
         if kind is None:
             return False
@@ -289,6 +289,36 @@ class StringMemo:
         entry = found[1]
         self._add(arr, entry)  # the same strings, found again under this array's identity
         return entry
+
+    def rows_of(self, arr: Any) -> MemoEntry | None:
+        """What is known of `arr` as rows of a 2-d array of strings the memo vouches for: the
+        block pandas 2 splits when a cell sets one of its columns (`df['date'] = ...` leaves
+        the other text columns as a view of the old block). Their strings are the objects the
+        old block's entry pinned, at the same places: their kind is not checked again. They
+        are pinned by a copy of their own, not by a view of the old copy, which would keep
+        the strings of the column the cell replaced alive as long as the new block lives."""
+        np = sys.modules["numpy"]
+        base = arr.base
+        if (type(base) is not np.ndarray or base.ndim != 2 or arr.ndim != 2
+                or not self.MIN_ELEMENTS <= arr.size <= self.limit or base.dtype != object or not (arr.flags.c_contiguous and base.flags.c_contiguous)
+                or arr.shape[1] != base.shape[1]):
+            return None
+        with self._lock:
+            found = self._entries.get(id(base))
+        # Only "string" carries over to a part: a part of a column with missing values may
+        # have none, and its kind decides how its text is hashed (`_digest_strings`).
+        if found is None or found[0]() is not base or found[1].kind != "string":
+            return None
+        offset = arr.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        start, partial = divmod(offset, base.strides[0])
+        if partial or not 0 <= start <= base.shape[0] - arr.shape[0]:
+            return None
+        pinned = arr.copy(order="K")  # first: what is compared is what is pinned
+        pointers = element_pointers(np, pinned)
+        if not _same(np, pointers, found[1].pinned[start:start + arr.shape[0]]):  # changed since
+            return None
+        entry = MemoEntry(pinned, _pointer_digest(pointers), "string")
+        return entry if self._add(arr, entry) else None
 
     def remember(self, arr: Any, kind: str) -> MemoEntry | None:
         """Pin `arr`'s elements; None when it is too small or too large to keep."""

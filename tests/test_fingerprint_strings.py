@@ -280,3 +280,88 @@ def test_a_repeating_column_carries_its_digest_too(text_hashes):
     loaded = _round_trip({"labels": labels}, memo, loaded_memo)["labels"]
     assert loaded.tolist() == labels.tolist() and loaded[0] is loaded[3]
     assert fingerprint(loaded, strings=loaded_memo).content == expected and text_hashes == []
+
+
+@pytest.fixture
+def kind_checks(monkeypatch):
+    """How many large arrays had every element's type checked (`_string_kind`)."""
+    import colab_elastic.fingerprint_arrays as arrays
+
+    calls = []
+    real = arrays._string_kind
+
+    def counting(pd_module, flat):
+        if flat.size >= StringMemo.MIN_ELEMENTS:
+            calls.append(flat.size)
+        return real(pd_module, flat)
+
+    monkeypatch.setattr(arrays, "_string_kind", counting)
+    return calls
+
+
+def block(*prefixes: str) -> np.ndarray:
+    """A 2-d object block, one text column a row, as pandas 2 and 3 hold them."""
+    return np.stack([column(prefix=p) for p in prefixes])
+
+
+def test_rows_left_of_a_block_a_cell_split_are_its_strings_and_cost_no_type_check(kind_checks, text_hashes):
+    # `df['date'] = pd.to_datetime(df['date'])` leaves the frame's other text columns as a view
+    # of the old block: the same objects, which the old block's entry pinned.
+    memo = StringMemo()
+    old = block("date", "channel", "note")
+    fingerprint(old, strings=memo, portable=False)
+    assert kind_checks == [3 * N]
+    rest = old[1:3]
+    assert rest.base is old
+    in_process = fingerprint(rest, strings=memo, portable=False)
+    assert kind_checks == [3 * N] and text_hashes == []
+    # Equal to what a memo that never saw the block makes of the same objects, and pinned.
+    assert in_process.content == fingerprint(rest.copy(), strings=StringMemo(), portable=False).content
+    # Pinned by a copy of their own: the old block's copy, and "date" with it, can go.
+    assert in_process.pins and not any(np.shares_memory(p, memo.find(old).pinned) for p in in_process.pins)
+    # The portable fingerprint hashes their text as any other process would.
+    assert fingerprint(rest, strings=memo).content == fingerprint(block("channel", "note")).content
+
+
+@pytest.mark.parametrize("change", [
+    lambda rest, old: rest.__setitem__((0, 7), "channel 7 changed"),
+    lambda rest, old: rest.__setitem__((1, N - 1), None),
+    lambda rest, old: rest.__setitem__((0, 3), rest[0, 4]),  # another element's very object
+])
+def test_a_change_to_the_rows_after_the_split_is_seen(change, kind_checks):
+    memo = StringMemo()
+    old = block("date", "channel", "note")
+    fingerprint(old, strings=memo, portable=False)
+    rest = old[1:3]
+    change(rest, old)
+    changed = fingerprint(rest, strings=memo, portable=False)
+    assert kind_checks == [3 * N, 2 * N]  # not vouched for: its elements were checked again
+    assert changed.content == fingerprint(rest.copy(), strings=StringMemo(), portable=False).content
+
+
+def test_rows_of_a_block_with_missing_values_are_checked_again(kind_checks):
+    # The old block's kind says "a str or missing" for the whole; its part may hold no missing
+    # value, and the kind decides how the text is hashed: it is taken anew.
+    memo = StringMemo()
+    old = block("date", "channel")
+    old[1, 5] = None
+    fingerprint(old, strings=memo, portable=False)
+    rest = old[1:2]
+    fresh = block("channel")
+    fresh[0, 5] = None
+    assert fingerprint(rest, strings=memo).content == fingerprint(fresh).content
+    assert kind_checks[:2] == [2 * N, N]
+
+
+def test_a_frame_whose_text_column_a_cell_replaced_keeps_the_others_without_a_type_check(kind_checks):
+    memo = StringMemo()
+    frame = pd.DataFrame({"date": pd.Series(column(prefix="2024-01"), dtype=object),
+                          "channel": pd.Series(column(prefix="web"), dtype=object), "units": np.arange(N)})
+    fingerprint(frame, strings=memo, portable=False)
+    checked = len(kind_checks)
+    frame["date"] = np.arange(N) % 7  # pandas splits the text block: "channel" stays a view
+    after = fingerprint(frame, strings=memo, portable=False)
+    assert len(kind_checks) == checked
+    assert after.content == fingerprint(frame, strings=StringMemo(), portable=False).content
+    frame.loc[3, "channel"] = "changed"
+    assert fingerprint(frame, strings=memo, portable=False).content != after.content
