@@ -24,7 +24,8 @@ hashing a 3M-row frame after every such cell costs ~13 ms (seconds at larger sca
 vouched for when every step is a method or attribute pandas documents as returning a new object
 or a view and never writing (no `apply`, `update`, `pipe`, nothing with `inplace=`), and every
 argument is data: constants, containers of them, names bound to non-callable values the cell does
-not rebind, or an expression computed from them (a mask). A callable handed to pandas (a lambda,
+not rebind (or binds, before, only to constants, and hands only to pandas reads: `cols = ['a',
+'b']; X = sales[cols]`), or an expression computed from them (a mask). A callable handed to pandas (a lambda,
 a function, `np.sort`) may be run on the frame's own columns, so it is never vouched for. A view
 the chain returns and the cell keeps (`col = sales['x']; col[0] = 1`) shares the frame's memory,
 and the recorder's escape check sees it.
@@ -67,6 +68,9 @@ class Uses:
     calls: frozenset[str] | None = frozenset()
     reads: frozenset[str] = frozenset()
     handed: frozenset[str] = frozenset()
+    # Names of the values whose chains a list of constants the cell binds is handed to
+    # (`cols = ['a']; x = sales[cols]`): each must be pandas', whose reads leave it as it is.
+    guards: frozenset[str] = frozenset()
 
 
 def uses(code: str) -> dict[str, Uses]:
@@ -86,7 +90,7 @@ def uses(code: str) -> dict[str, Uses]:
             parents[child] = node
             stack.append((child, inside or isinstance(node, _SCOPES)))
     found: dict[str, _Found] = {}
-    stored = _bound_names(parents)
+    chains: dict[ast.Name, tuple[set[str], set[str], set[ast.Name]] | None] = {}
     for node in parents:
         if isinstance(node, ast.Name):
             seen = found.setdefault(node.id, _Found())
@@ -95,30 +99,86 @@ def uses(code: str) -> dict[str, Uses]:
                 seen.other = True
             elif method:
                 seen.methods.add(method)
-            chain = None if node in scoped or seen.calls is None else _chain(node, parents)
-            if chain is None or chain[2] & stored:
-                seen.calls = None
-            elif seen.calls is not None:
-                seen.calls |= chain[0]
-                seen.reads |= chain[1]
-                seen.handed |= chain[2]
+            chains[node] = None if node in scoped else _chain(node, parents)
+    stored = _bound_names(parents)
+    # A name the cell binds is data where it is handed on only if it holds constants by then,
+    # and if the cell uses it nowhere else: `cols.append(f)` would put a function in it, and so
+    # could a method of a value that is not pandas' (the chains it is handed to are `guards`).
+    roots = {h: node for node, chain in chains.items() if chain is not None and chain[0] <= _FRAME_CALLS
+             for h in chain[2]}
+    elsewhere = {n.id for n in chains if isinstance(n.ctx, ast.Load) and n not in roots}
+    constants = {name: first for name, first in _constant_bindings(tree, parents).items() if name not in elsewhere}
+    guards = {name: {roots[h].id for h in roots if h.id == name} for name in constants}
+    statement = _statements(tree, parents)
+    for node, chain in chains.items():
+        seen = found[node.id]
+        if seen.calls is None:
+            continue
+        if chain is None or any(h.id in stored and (constants.get(h.id, len(tree.body)) >= statement[node]
+                                                    or guards[h.id] & stored) for h in chain[2]):
+            seen.calls = None
+            continue
+        seen.calls |= chain[0]
+        seen.reads |= chain[1]
+        seen.handed |= {h.id for h in chain[2]} - stored  # the others are checked when the cell runs
+        seen.guards |= {g for h in chain[2] if h.id in stored for g in guards[h.id]}
     return {name: Uses(frozenset(f.methods), f.other, None if f.calls is None else frozenset(f.calls),
-                       frozenset(f.reads), frozenset(f.handed)) for name, f in found.items()}
+                       frozenset(f.reads), frozenset(f.handed), frozenset(f.guards)) for name, f in found.items()}
 
 
 def _bound_names(nodes: dict[ast.AST, ast.AST]) -> set[str]:
-    """Every name the cell binds or deletes: assigned, defined, imported, caught."""
+    """Every name the cell binds or deletes: assigned, defined, imported, caught, matched."""
+    return {n.id for n in nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} | _bound_otherwise(nodes)
+
+
+def _bound_otherwise(nodes: dict[ast.AST, ast.AST]) -> set[str]:
+    """The names bound by a definition, an import, an `except ... as` or a `match` capture."""
     bound = set()
     for node in nodes:
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            bound.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound.add(node.name)
         elif isinstance(node, ast.alias):
             bound.add((node.asname or node.name).split(".")[0])
         elif isinstance(node, ast.ExceptHandler) and node.name:
             bound.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
     return bound
+
+
+def _constant_bindings(tree: ast.Module, nodes: dict[ast.AST, ast.AST]) -> dict[str, int]:
+    """Names the cell binds only by top-level `name = <constants>` (`cols = ['hour', 'n']`),
+    each with the index of the first such statement: from there on it holds data, whatever the
+    session held before (top-level statements run in order)."""
+    first: dict[str, int] = {}
+    otherwise = _bound_otherwise(nodes)
+    for node in nodes:
+        if not isinstance(node, ast.Name) or isinstance(node.ctx, ast.Load):
+            continue
+        parent = nodes.get(node)
+        named: set[ast.Name] = set()
+        if (isinstance(parent, ast.Assign) and nodes.get(parent) is tree and node in parent.targets
+                and _data(parent.value, named) and not named):
+            first[node.id] = min(first.get(node.id, len(tree.body)), tree.body.index(parent))
+        else:
+            otherwise.add(node.id)
+    return {name: index for name, index in first.items() if name not in otherwise}
+
+
+def _statements(tree: ast.Module, nodes: dict[ast.AST, ast.AST]) -> dict[ast.AST, int]:
+    """Each node -> the index of the top-level statement holding it."""
+    index = {stmt: i for i, stmt in enumerate(tree.body)}
+    found: dict[ast.AST, int] = {}
+    for node in nodes:
+        path = [node]
+        while path[-1] not in index and path[-1] not in found:
+            path.append(nodes[path[-1]])
+        at = index.get(path[-1], found.get(path[-1], 0))
+        for step in path:
+            found[step] = at
+    return found
 
 
 @dataclass
@@ -130,16 +190,17 @@ class _Found:
     calls: set[str] | None = field(default_factory=set)
     reads: set[str] = field(default_factory=set)
     handed: set[str] = field(default_factory=set)
+    guards: set[str] = field(default_factory=set)
 
 
-def _chain(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> tuple[set[str], set[str], set[str]] | None:
-    """(methods called, attributes read, names handed) along the chain read from `name`, whose
-    result is only looked at or bound; None when a step writes or hands on something else."""
+def _chain(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> tuple[set[str], set[str], set[ast.Name]] | None:
+    """(methods called, attributes read, names handed on) along the chain read from `name`,
+    whose result is only looked at or bound; None when a step writes or hands on something else."""
     if not isinstance(name.ctx, ast.Load):
         return None
     calls: set[str] = set()
     reads: set[str] = set()
-    handed: set[str] = set()
+    handed: set[ast.Name] = set()
     node: ast.AST = name
     parent = parents.get(node)
     while True:
@@ -163,19 +224,19 @@ def _chain(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> tuple[set[str], s
     return (calls, reads, handed) if _consumed(node, parent, parents) else None
 
 
-def _data_call(call: ast.Call, handed: set[str]) -> bool:
+def _data_call(call: ast.Call, handed: set[ast.Name]) -> bool:
     """Are all of `call`'s arguments data (see `_data`), and none of them `inplace=`?"""
     return (all(_data(a, handed) for a in call.args)
             and all(k.arg is not None and k.arg != "inplace" and _data(k.value, handed) for k in call.keywords))
 
 
-def _data(node: ast.AST | None, handed: set[str]) -> bool:
+def _data(node: ast.AST | None, handed: set[ast.Name]) -> bool:
     """Can `node` evaluate to nothing but data (never a callable pandas would run)? Names are
     added to `handed`: their values are checked when the cell runs."""
     if node is None or isinstance(node, (ast.Constant, ast.JoinedStr)):
         return True
     if isinstance(node, ast.Name):
-        handed.add(node.id)
+        handed.add(node)
         return isinstance(node.ctx, ast.Load)
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
         return all(_data(e, handed) for e in node.elts)
@@ -316,7 +377,10 @@ def _light_frame(value: Any, use: Uses, namespace: Mapping[str, Any]) -> bool:
         # `sales.revenue` is the column unless a method or property has that name.
         if hasattr(type(value), attribute) or attribute not in columns:
             return False
-    return all(_is_data(namespace[name]) if name in namespace else name in _SCALAR_TYPES for name in use.handed)
+    pandas = sys.modules["pandas"]
+    frames = (pandas.DataFrame, pandas.Series)
+    return (all(name in namespace and issubclass(type(namespace[name]), frames) for name in use.guards)
+            and all(_is_data(namespace[name]) if name in namespace else name in _SCALAR_TYPES for name in use.handed))
 
 
 # Builtin types pandas takes as a dtype (`astype(float)`): a call of one never changes its argument.

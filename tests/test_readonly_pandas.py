@@ -30,7 +30,16 @@ from tests.cells import Cells as _Cells  # noqa: E402
     ("helper(sales.head())", False),
     ("sales.head().values[0] = 1", False),
     ("for row in sales.itertuples():\n    pass", False),
-    ("n = 2\ntop = sales.nlargest(n, 'revenue')", False),  # what it hands on is rebound in the cell
+    ("n = 2\ntop = sales.nlargest(n, 'revenue')", True),  # bound to a constant before it is handed on
+    ("cols = ['revenue', 'units']\nx = sales[cols].sum()", True),
+    ("top = sales.nlargest(n, 'revenue')\nn = 2", False),  # bound only after it is handed on
+    ("n = helper()\ntop = sales.nlargest(n, 'revenue')", False),  # bound to what a call gave
+    ("if c:\n    n = 2\ntop = sales.nlargest(n, 'revenue')", False),  # bound under a condition
+    ("fs = ['sum']\nfs.append(f)\nr = sales.agg(fs)", False),  # changed between
+    ("fs = ['sum']\nalso = fs\nr = sales.agg(fs)", False),  # reachable through another name
+    ("fs = ['sum']\nbox.fill(fs)\nr = sales.agg(fs)", False),  # handed to what is no pandas read
+    ("n = 2\nimport n\ntop = sales.nlargest(n, 'revenue')", False),
+    ("match x:\n    case [f]:\n        r = sales.agg(f)", False),
     ("def f(d):\n    return 0\nr = sales.agg(f)", False),
     ("import f\nr = sales.agg(f)", False),
     ("def f():\n    return sales.sum()", False),
@@ -75,6 +84,7 @@ LIGHT = [
     "s = sales.sample(n, random_state=0)\ns['revenue'] = 0.0",
     "x = sales.groupby('region')['revenue'].sum()\nx[:] = 0.0",
     "labels = sales['units'].astype(str).str.zfill(3)",  # a builtin type handed as a dtype
+    "cols = ['revenue', 'units']\nx = sales[cols].to_numpy(dtype=float)",  # constants bound in the cell
 ]
 CHANGING = [
     "sales['revenue'] = 0.0",
@@ -94,7 +104,21 @@ CHANGING = [
     "sales.groupby('region').apply(lambda g: g.loc[:, 'revenue'].clip(0, 1, inplace=True))",
     "r = sales[['revenue']].agg(funcs)",  # a list of functions, run on the frame's own columns
     "r = sales[['revenue']].agg({'revenue': funcs[0]})",
+    "fs = ['count']\nfs.append(funcs[1])\nr = sales.agg(fs)",  # constants, then a function
+    "fs = ['count']\nbox.add(fs)\nr = sales.agg(fs)",  # `add` of a value that is not pandas'
 ]
+
+
+class _Box:
+    """Not pandas: its `add` (a name pandas reads have too) puts a writing function in a list."""
+
+    def add(self, items):
+        items.append(_doubling_numbers)
+
+
+def _doubling_numbers(column):
+    """`_doubling` for a frame's every column: only the numbers are written to."""
+    return _doubling(column) if column.dtype.kind in "fi" else 0.0
 
 
 def _picker(d):
@@ -113,7 +137,7 @@ def _doubling(column):
 
 @pytest.mark.parametrize("code", LIGHT + CHANGING)
 def test_the_recorded_change_is_pandas_own_answer(code):
-    cells = Cells(np=np, pd=pd, sales=_sales(), n=5, picker=_picker, funcs=[_doubling])
+    cells = Cells(np=np, pd=pd, sales=_sales(), n=5, picker=_picker, funcs=[_doubling, _doubling_numbers], box=_Box())
     cells.run("z = 0")  # a first fingerprint of everything
     before = cells.ns["sales"].copy(deep=True)
     columns = list(before.columns)  # a deep copy may still share its axes
