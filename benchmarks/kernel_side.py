@@ -2,7 +2,7 @@
 
 Called as `__import__('benchmarks.kernel_side', fromlist=['x']).NAME(...)` so the user
 namespace (what dill and "pickle everything" store) holds only the notebook's own variables.
-Each helper prints one JSON line.
+Each helper prints one JSON line; the client times the call (see `migration._timed_json`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import time
 import types
 from typing import Any
 
@@ -45,7 +44,6 @@ def _fsync_write(path: str, write: Any) -> None:
 def pickle_all(folder: str) -> None:
     """Baseline (c): store everything, one pickle (protocol 5) per variable; modules by name."""
     os.makedirs(folder, exist_ok=True)
-    started = time.perf_counter()
     failed = {}
     for name, value in user_variables().items():
         path = os.path.join(folder, name + ".pkl")
@@ -55,14 +53,13 @@ def pickle_all(folder: str) -> None:
             failed[name] = f"{type(exc).__name__}: {exc}"[:120]
             os.remove(path)
     _fsync_write(os.path.join(folder, "modules.json"), lambda f: f.write(json.dumps(_modules()).encode()))
-    print(json.dumps({"seconds": time.perf_counter() - started, "failed": failed}))
+    print(json.dumps({"failed": failed}))
 
 
 def unpickle_all(folder: str) -> None:
     """Restore baseline (c): import the modules, load every pickle into the namespace."""
     import importlib
 
-    started = time.perf_counter()
     ns = _shell().user_ns
     with open(os.path.join(folder, "modules.json")) as f:
         for name, module in json.load(f).items():
@@ -75,14 +72,13 @@ def unpickle_all(folder: str) -> None:
                     ns[entry[:-4]] = pickle.load(f)
             except Exception as exc:  # noqa: BLE001
                 failed[entry[:-4]] = f"{type(exc).__name__}: {exc}"[:120]
-    print(json.dumps({"seconds": time.perf_counter() - started, "failed": failed}))
+    print(json.dumps({"failed": failed}))
 
 
 def dill_dump(path: str) -> None:
     """Baseline (b): `dill.dump_session` of the whole `__main__`."""
     import dill
 
-    started = time.perf_counter()
     error = None
     try:
         dill.dump_session(path)
@@ -90,20 +86,19 @@ def dill_dump(path: str) -> None:
             os.fsync(f.fileno())
     except Exception as exc:  # noqa: BLE001
         error = f"{type(exc).__name__}: {exc}"[:200]
-    print(json.dumps({"seconds": time.perf_counter() - started, "error": error}))
+    print(json.dumps({"error": error}))
 
 
 def dill_load(path: str) -> None:
     """Restore baseline (b): `dill.load_session`."""
     import dill
 
-    started = time.perf_counter()
     error = None
     try:
         dill.load_session(path)
     except Exception as exc:  # noqa: BLE001
         error = f"{type(exc).__name__}: {exc}"[:200]
-    print(json.dumps({"seconds": time.perf_counter() - started, "error": error}))
+    print(json.dumps({"error": error}))
 
 
 def modules() -> None:
@@ -118,13 +113,13 @@ def import_all(names: list[str]) -> None:
     its own (an alias such as `os.path`'s, a module only its package can load)."""
     import importlib
 
-    started, skipped = time.perf_counter(), 0
+    skipped = 0
     for name in names:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a floor measured without it; counted below
+        except Exception:  # noqa: BLE001 - a floor measured without it (a lower floor), counted
             skipped += 1
-    print(json.dumps({"seconds": time.perf_counter() - started, "skipped": skipped}))
+    print(json.dumps({"skipped": skipped}))
 
 
 def verify(expression: str) -> None:
