@@ -292,16 +292,15 @@ class StringMemo:
 
     def rows_of(self, arr: Any) -> MemoEntry | None:
         """What is known of `arr` as rows of a 2-d array of strings the memo vouches for: the
-        block pandas 2 splits when a cell sets one of its columns (`df['date'] = ...` leaves
+        block pandas (2 and 3) splits when a cell sets one of its columns (`df['date'] = ...` leaves
         the other text columns as a view of the old block). Their strings are the objects the
         old block's entry pinned, at the same places: their kind is not checked again. They
         are pinned by a copy of their own, not by a view of the old copy, which would keep
         the strings of the column the cell replaced alive as long as the new block lives."""
         np = sys.modules["numpy"]
         base = arr.base
-        if (type(base) is not np.ndarray or base.ndim != 2 or arr.ndim != 2
-                or not self.MIN_ELEMENTS <= arr.size <= self.limit or base.dtype != object or not (arr.flags.c_contiguous and base.flags.c_contiguous)
-                or arr.shape[1] != base.shape[1]):
+        if (type(base) is not np.ndarray or base.ndim != 2 or arr.ndim != 2 or base.dtype != object
+                or not (arr.flags.c_contiguous and base.flags.c_contiguous) or arr.shape[1] != base.shape[1]):
             return None
         with self._lock:
             found = self._entries.get(id(base))
@@ -313,20 +312,21 @@ class StringMemo:
         start, partial = divmod(offset, base.strides[0])
         if partial or not 0 <= start <= base.shape[0] - arr.shape[0]:
             return None
-        pinned = arr.copy(order="K")  # first: what is compared is what is pinned
-        pointers = element_pointers(np, pinned)
-        if not _same(np, pointers, found[1].pinned[start:start + arr.shape[0]]):  # changed since
-            return None
-        entry = MemoEntry(pinned, _pointer_digest(pointers), "string")
-        return entry if self._add(arr, entry) else None
+        # Changed since (its pointers differ from the old copy's at those places): not vouched for.
+        return self.remember(arr, "string", unless_unlike=found[1].pinned[start:start + arr.shape[0]])
 
-    def remember(self, arr: Any, kind: str) -> MemoEntry | None:
-        """Pin `arr`'s elements; None when it is too small or too large to keep."""
+    def remember(self, arr: Any, kind: str, *, unless_unlike: Any = None) -> MemoEntry | None:
+        """Pin `arr`'s elements; None when it is too small or too large to keep, or when its
+        pointers differ from those of `unless_unlike` (compared on the copy: what is checked is
+        what is pinned)."""
         if arr.size < self.MIN_ELEMENTS or arr.size > self.limit:
             return None
         np = sys.modules["numpy"]
         pinned = arr.copy(order="K")  # references, not strings: 8 bytes an element
-        entry = MemoEntry(pinned, _pointer_digest(element_pointers(np, pinned)), kind)
+        pointers = element_pointers(np, pinned)
+        if unless_unlike is not None and not _same(np, pointers, unless_unlike):
+            return None
+        entry = MemoEntry(pinned, _pointer_digest(pointers), kind)
         return entry if self._add(arr, entry) else None
 
     def adopt(self, arr: Any, kind: str, content: bytes) -> None:

@@ -128,7 +128,8 @@ def uses(code: str) -> dict[str, Uses]:
 
 def _bound_names(nodes: dict[ast.AST, ast.AST]) -> set[str]:
     """Every name the cell binds or deletes: assigned, defined, imported, caught, matched."""
-    return {n.id for n in nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} | _bound_otherwise(nodes)
+    assigned = {n.id for n in nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    return assigned | _bound_otherwise(nodes)
 
 
 def _bound_otherwise(nodes: dict[ast.AST, ast.AST]) -> set[str]:
