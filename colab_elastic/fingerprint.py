@@ -37,6 +37,7 @@ from .fingerprint_arrays import ArrayHashing, StringMemo, dtype_text
 from .fingerprint_kinds import (ATOMIC, BUILTIN_CONTAINERS, CONTAINER, FULL, IMMUTABLE_CONTAINERS, LEAF,
                                 LEAF_CALLABLES, OBJECT, REDUCED, REPR_HASHED, TextHasher, route,
                                 unpicklable_reason)
+from .fingerprint_pickled import is_drawing, pickled
 from .fingerprint_state import (FunctionState, addresses_in, has_custom_reduce, instance_state,
                                 without_matplotlib_bookkeeping, without_pandas_cache)
 
@@ -44,6 +45,7 @@ _LOGGER_REASON = "a logger pickles by its name only: its cells set its level and
 
 # What a class body defines as behaviour rather than data.
 _CLASS_BEHAVIOUR = (types.FunctionType, staticmethod, classmethod, property, *LEAF_CALLABLES)
+_ATOMIC_TYPES, _STR_ONLY = frozenset(ATOMIC), {str}
 
 DEFAULT_BUDGET = 2_000_000  # objects visited per value before we stop and call it opaque
 # Starts every content digest; bump it when a value may hash differently. A restore compares only
@@ -106,13 +108,22 @@ class _Walk(ArrayHashing, FunctionState):
         self.budget = budget
         self.is_notebook_defined = is_notebook_defined
         self.init_arrays()
-        self.routes: dict[type, str] = {}  # see `fingerprint_kinds.route`
+        self.kinds: dict[type, tuple[str, str, bool | None]] = {}  # see `kind_of`
 
     def tag(self, text: str) -> None:
         self.hasher.text(text + "\x00")
 
     def content_of(self, value: Any) -> str:
         return fingerprint(value, budget=self.budget).content
+
+    def kind_of(self, t: type) -> tuple[str, str, bool | None]:
+        """`t`'s route, its type tag, and whether its instances count as shared objects
+        (None: only when met for real, not in what a `__reduce__` built). Once per type and walk."""
+        kind = route(t, self)
+        shared: bool | None = False
+        if kind is not FULL and kind is not LEAF and not issubclass(t, self.unshared):
+            shared = None if issubclass(t, BUILTIN_CONTAINERS) else True
+        return kind, _type_name(t) + "\x00", shared
 
     def run(self, value: Any) -> None:
         stack: list[tuple[Any, bool]] = [(value, True)]
@@ -121,20 +132,27 @@ class _Walk(ArrayHashing, FunctionState):
             # are state too (`Registry.items.append(x)`).
             stack = [(child, True) for child in reversed(self.class_data(value))]
             self.value_leaf(value, type(value))
-        pop, text = stack.pop, self.hasher.text
+        # The hasher's batch is filled here directly: a call per string or number was a tenth
+        # of a figure's walk (see `TextHasher`).
+        pop, texts, flush = stack.pop, self.hasher.texts, self.hasher.flush
+        add, batch = texts.append, TextHasher.BATCH
         while stack:
             obj, real = pop()
             t = type(obj)
             if t is str:  # most of what a walk meets: hashed here, without a call to `visit`
-                text(f"str {len(obj)}:{obj}\x00")
+                add(f"str {len(obj)}:{obj}\x00")
+                if len(texts) >= batch:
+                    flush()
                 self.size += len(obj)
                 continue
             if t is float or t is int or t is bool or obj is None:
                 try:
-                    text(f"{t.__name__}:{obj!r}\x00")  # as `_atom_text`
+                    add(f"{t.__name__}:{obj!r}\x00")  # as `_atom_text`
                 except ValueError as exc:  # an int too long for repr()
                     self.opaque(obj, exc)
                     continue
+                if len(texts) >= batch:
+                    flush()
                 self.size += 8
                 continue
             try:
@@ -181,31 +199,38 @@ class _Walk(ArrayHashing, FunctionState):
 
     def visit(self, obj: Any, real: bool) -> list[tuple[Any, bool]]:
         t = type(obj)
-        if t in ATOMIC:
+        if t in _ATOMIC_TYPES:
             self.atom(obj, t)
             return []
-        kind = self.routes.get(t)
-        if kind is None:
-            kind = self.routes[t] = route(t, self)
+        known = self.kinds.get(t)
+        if known is None:
+            known = self.kinds[t] = self.kind_of(t)
+        kind, type_tag, shared = known
         if kind is LEAF:
             self.value_leaf(obj, t)
             return []
         if (kind is FULL or obj is builtins.__dict__) and self.value_leaf(obj, t):
             return []
         key = id(obj)
-        if key in self.seen:
-            self.tag(f"@{self.seen[key]}")  # a back-reference: aliasing inside the value
+        seen = self.seen
+        at = seen.get(key)
+        if at is not None:
+            self.hasher.text(f"@{at}\x00")  # a back-reference: aliasing inside the value
             return []
-        self.seen[key] = len(self.seen)
+        seen[key] = len(seen)
         self.keepalive.append(obj)
-        if len(self.seen) > self.budget:
+        if len(seen) > self.budget:
             self.complete = False
             self.tag("…")
             return []
-        self.tag(_type_name(t))
+        self.hasher.text(type_tag)
         # Containers built by a `__reduce__` are temporaries: their ids mean nothing (and
         # are reused once freed). Anything else met through them is a real, shared object.
-        if (real or not isinstance(obj, BUILTIN_CONTAINERS)) and not isinstance(obj, self.unshared):
+        if kind is FULL:  # its `__class__` may not be its type: ask the object itself
+            shared = (real or not isinstance(obj, BUILTIN_CONTAINERS)) and not isinstance(obj, self.unshared)
+        else:
+            shared = shared is True or (shared is None and real)
+        if shared:
             self.objects.add(key)
             if not real:
                 self.made.append(obj)
@@ -372,7 +397,7 @@ class _Walk(ArrayHashing, FunctionState):
             addresses = addresses_in(state)
             # Attribute order says how the object was built (a `__setstate__` adds them in
             # its own order), not what it is.
-            pairs = sorted(state.items()) if all(type(k) is str for k in state) else state.items()
+            pairs = sorted(state.items()) if set(map(type, state)) == _STR_ONLY else state.items()
             for key, value in pairs:
                 if key in addresses:
                     # An attribute holding `id()` of another attribute (sklearn's
@@ -443,6 +468,12 @@ def fingerprint(
     the digests of large text columns between calls (see `StringMemo`); a portable result is
     the same with or without it, in any process. `portable=False` lets `strings` hash new large
     text columns by their pointers: cheaper, and comparable only with this process's own."""
+    if is_drawing(value):
+        drawn = pickled(value, is_notebook_defined)
+        if drawn is not None:
+            # Not comparable across processes, as the walk's of a figure is not (a draw changes it).
+            return Fingerprint(content=f"{SCHEME}pickled:{drawn.content}", objects=drawn.objects, size=drawn.size,
+                               comparable=False)
     walk = _Walk(budget, is_notebook_defined, strings, portable)
     try:
         walk.run(value)

@@ -2,7 +2,7 @@
 
 A figure or a fitted model is tens of thousands of small objects of a few dozen types; asking
 a dozen `isinstance` questions of each one cost more than hashing them. Here a type is asked
-once per walk (`routes`), with `issubclass`, which answers as `isinstance` does for every
+once per walk (`_Walk.kind_of`), with `issubclass`, which answers as `isinstance` does for every
 instance whose `__class__` is its type. Types that can say otherwise (a `__class__` of their
 own, or a `__getattribute__` that may forward it, as a weak proxy or a mock does) are left to
 the full questions, so every route gives exactly what the full questions give.
@@ -130,29 +130,31 @@ class TextHasher:
     gathered and hashed a batch at a time: one append each instead of an encode and a call.
     The stream, hence the digest, is exactly the concatenation of what was given, in order."""
 
-    __slots__ = ("_hasher", "_texts")
+    __slots__ = ("_hasher", "texts")
     BATCH = 2048
 
     def __init__(self) -> None:
         self._hasher = xxhash.xxh3_128()
-        self._texts: list[str] = []
+        # Texts given and not yet hashed. A hot loop may append here itself, and must then
+        # `flush` once `BATCH` are waiting, as `text` does.
+        self.texts: list[str] = []
 
     def text(self, text: str) -> None:
-        self._texts.append(text)
-        if len(self._texts) >= self.BATCH:
-            self._flush()
+        self.texts.append(text)
+        if len(self.texts) >= self.BATCH:
+            self.flush()
 
     def update(self, data: Any) -> None:
         """Bytes (or any buffer), after the texts given before them."""
-        if self._texts:
-            self._flush()
+        if self.texts:
+            self.flush()
         self._hasher.update(data)
 
     def hexdigest(self) -> str:
-        if self._texts:
-            self._flush()
+        if self.texts:
+            self.flush()
         return self._hasher.hexdigest()
 
-    def _flush(self) -> None:
-        self._hasher.update("".join(self._texts).encode("utf-8", "surrogatepass"))
-        self._texts.clear()
+    def flush(self) -> None:
+        self._hasher.update("".join(self.texts).encode("utf-8", "surrogatepass"))
+        self.texts.clear()
