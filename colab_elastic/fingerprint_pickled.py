@@ -39,6 +39,7 @@ import xxhash
 
 from .errors import describe
 from .fingerprint_kinds import ATOMIC, IMMUTABLE_CONTAINERS, LEAF_CALLABLES, REPR_HASHED
+from .fingerprint_state import without_matplotlib_bookkeeping
 
 log = logging.getLogger("colab_elastic.fingerprint")
 
@@ -96,15 +97,13 @@ class _Pickler(pickle.Pickler):
 
 
 def _without_bookkeeping(obj: Any) -> tuple[Any, ...]:
-    """The reduction of a `CallbackRegistry` or a `TransformNode` less what is not its value, as
-    the walk leaves it out (`without_matplotlib_bookkeeping`): the registry pickles `next()` of an
-    id counter, so every look at a figure would change it; a transform's `_invalid` flag is
-    cleared by a mere read of its points (`fig.bbox_inches.width`)."""
+    """The reduction of a `CallbackRegistry` or a `TransformNode` less what is not its value,
+    as the walk leaves it out (`without_matplotlib_bookkeeping`): the registry pickles `next()`
+    of an id counter, so every look at a figure would change it; a transform's `_invalid` flag
+    is cleared by a mere read of its points (`fig.bbox_inches.width`), and its parents are keyed
+    by their addresses (`set_title` with the same title makes new ones)."""
     reduced = obj.__reduce_ex__(5)
-    state = reduced[2]
-    if type(state) is dict and ("_cid_gen" in state or "_invalid" in state):
-        state = {k: v for k, v in state.items() if k != "_cid_gen" and k != "_invalid"}
-    return (reduced[0], reduced[1], state, *reduced[3:])
+    return (reduced[0], reduced[1], without_matplotlib_bookkeeping(reduced[2]), *reduced[3:])
 
 
 def _partial(obj: functools.partial) -> tuple[Any, ...]:

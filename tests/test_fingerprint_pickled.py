@@ -53,6 +53,10 @@ def test_a_figure_looks_the_same_until_it_changes():
     assert fingerprint(fig).content == first.content
     fingerprint({"fig": fig})  # the walk makes the `__dict__` of the partials it meets
     assert fingerprint(fig).content == first.content
+    axs[0].set_title("same")
+    titled = fingerprint(fig).content
+    axs[0].set_title("same")  # new transforms, keyed by new addresses: the same figure
+    assert fingerprint(fig).content == titled
     for change in (lambda: axs[0].set_title("t"), lambda: axs[1].set_xlim(0, 9),
                    lambda: axs[0].lines[0].set_color("red"), lambda: axs[0].text(1, 1, "note")):
         before = fingerprint(fig).content
