@@ -72,7 +72,15 @@ def shell_settings(shell: Any) -> tuple[ambient.Setting, ...]:
         return chosen if isinstance(chosen, str) else None
 
     def set_backend(name: str) -> None:
+        # `%matplotlib` also turns interactive mode on, which a session that chose its backend
+        # with `matplotlib.use('agg')` never had: every later cell would then redraw every open
+        # figure. Whether it was on is rcParams' own record (the cell that turned it on changed
+        # rcParams['interactive'], replayed with the other rc values), so the magic keeps it.
+        import matplotlib
+
+        interactive = matplotlib.is_interactive()
         shell.run_line_magic("matplotlib", _GUI_OF_BACKEND.get(name, name))
+        matplotlib.interactive(interactive)
 
     def config() -> dict[str, Any]:
         return {f"{section}.{key}": value for section, values in shell.config.items() if isinstance(values, dict)

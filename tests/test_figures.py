@@ -46,3 +46,37 @@ def test_a_figure_displays_after_a_restore(tmp_path, cells, restoring_backend):
         assert _shows_image(second), restored.text
     finally:
         second.close()
+
+
+# matplotlib >= 3.9 reports the inline backend by the name `%matplotlib` gave it: one backend.
+PROBE = ("(matplotlib.is_interactive(), matplotlib.get_backend().lower()"
+         ".replace('module://matplotlib_inline.backend_inline', 'inline'))")
+
+
+@pytest.mark.parametrize("cells", [
+    ["import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt", *LOADED[1:]],
+    ["import matplotlib", *LOADED],
+    ["import matplotlib", "%matplotlib inline", *LOADED],
+], ids=["use-agg", "inline-default", "magic-inline"])
+def test_interactive_mode_and_backend_come_back_as_they_were(tmp_path, cells):
+    """`%matplotlib agg`, which the restore runs for a session that chose agg with
+    `matplotlib.use`, would also turn interactive mode on: every later cell redraws every open
+    figure (+43 ms a cell with one confusion matrix), where the original drew none."""
+    url = tmp_path / "ckpt"
+    first = Kernel(cwd=str(tmp_path), env=QUIET)
+    try:
+        for code in ["%load_ext colab_elastic", *cells]:
+            first.run(code).raise_for_error()
+        original = first.run(f"print({PROBE})")
+        original.raise_for_error()
+        first.run(f"%elastic checkpoint {url}").raise_for_error()
+    finally:
+        first.kill()
+    second, restored = restore_in_new_kernel(tmp_path, f"%elastic restore {url}", QUIET)
+    try:
+        assert "settings replayed" in restored.text, restored.text
+        now = second.run(f"import matplotlib\nprint({PROBE})")
+        now.raise_for_error()
+        assert now.stdout == original.stdout, restored.text
+    finally:
+        second.close()
