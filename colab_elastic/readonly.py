@@ -29,6 +29,13 @@ not rebind (or binds, before, only to constants, and hands only to pandas reads:
 a function, `np.sort`) may be run on the frame's own columns, so it is never vouched for. A view
 the chain returns and the cell keeps (`col = sales['x']; col[0] = 1`) shares the frame's memory,
 and the recorder's escape check sees it.
+
+numpy arrays are read the same way (`len(X)`, `X.shape`, `float(X[:, 0].mean())`): hashing a
+1 GB array after a cell that only asked its shape costs ~40 ms. A chain is vouched for when every
+step is an ndarray method that writes nothing (`sum`, `mean`, `reshape`, `copy`, ...) and every
+argument is a constant: an array handed on could be an `out=` (`X.sum(0, None, buf)` writes into
+`buf`, which may be a view of `X`), and `out=` is refused by name. Only plain `ndarray`s of a
+dtype without Python objects: an element's own `__add__` could change it.
 """
 
 from __future__ import annotations
@@ -226,9 +233,10 @@ def _chain(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> tuple[set[str], s
 
 
 def _data_call(call: ast.Call, handed: set[ast.Name]) -> bool:
-    """Are all of `call`'s arguments data (see `_data`), and none of them `inplace=`?"""
+    """Are all of `call`'s arguments data (see `_data`), and none of them `inplace=` or numpy's
+    `out=` (a destination written into)?"""
     return (all(_data(a, handed) for a in call.args)
-            and all(k.arg is not None and k.arg != "inplace" and _data(k.value, handed) for k in call.keywords))
+            and all(k.arg not in (None, "inplace", "out") and _data(k.value, handed) for k in call.keywords))
 
 
 def _data(node: ast.AST | None, handed: set[ast.Name]) -> bool:
@@ -326,6 +334,9 @@ def is_light(value: Any, use: Uses, namespace: Mapping[str, Any] | None = None) 
     pandas = sys.modules.get("pandas")
     if pandas is not None and issubclass(type(value), (pandas.DataFrame, pandas.Series)):
         return _light_frame(value, use, namespace or {})
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and type(value) is numpy.ndarray:
+        return _light_array(value, use, namespace or {})
     if use.other:
         return False
     base = sys.modules.get("sklearn.base")
@@ -382,6 +393,38 @@ def _light_frame(value: Any, use: Uses, namespace: Mapping[str, Any]) -> bool:
     frames = (pandas.DataFrame, pandas.Series)
     return (all(name in namespace and issubclass(type(namespace[name]), frames) for name in use.guards)
             and all(_is_data(namespace[name]) if name in namespace else name in _SCALAR_TYPES for name in use.handed))
+
+
+# ndarray methods that return a new array, a scalar or a view, and write nothing: no `sort`,
+# `fill`, `put`, `resize`, `partition`, `setfield`, `byteswap`, `itemset`, `setflags`.
+_ARRAY_CALLS = frozenset({
+    "all", "any", "argmax", "argmin", "argsort", "astype", "clip", "conj", "conjugate", "copy", "cumprod",
+    "cumsum", "diagonal", "dot", "flatten", "item", "max", "mean", "min", "nonzero", "prod", "ravel", "repeat",
+    "reshape", "round", "searchsorted", "squeeze", "std", "sum", "swapaxes", "take", "tobytes", "tolist",
+    "trace", "transpose", "var", "view",
+})
+# Attributes that describe the array or are views of it (no `data`, `base`, `flat`, `ctypes`,
+# `flags`: what they return can write through to it without a name the recorder looks at).
+_ARRAY_READS = frozenset({"shape", "ndim", "size", "dtype", "T", "nbytes", "itemsize", "strides", "real", "imag"})
+
+
+def _light_array(value: Any, use: Uses, namespace: Mapping[str, Any]) -> bool:
+    """Is every use of a numpy array a plain read or a chain of its read-only methods with
+    constant arguments?"""
+    if (value.dtype.hasobject or use.calls is None or use.guards
+            or not use.calls <= _ARRAY_CALLS or not use.reads <= _ARRAY_READS):
+        return False
+    return all(_is_constant(namespace[name]) if name in namespace else name in _SCALAR_TYPES for name in use.handed)
+
+
+_CONSTANT_TYPES = (int, float, complex, bool, str, bytes, type(None), slice, type(Ellipsis))
+
+
+def _is_constant(value: Any) -> bool:
+    """Is `value` a Python scalar, or a tuple or list of them (an axis, a shape, an index)?"""
+    if isinstance(value, (tuple, list)):
+        return len(value) <= _DATA_ITEMS and all(isinstance(item, _CONSTANT_TYPES) for item in value)
+    return isinstance(value, _CONSTANT_TYPES)
 
 
 # Builtin types pandas takes as a dtype (`astype(float)`): a call of one never changes its argument.

@@ -143,3 +143,47 @@ def test_a_new_figure_reached_from_its_new_axes_is_not_walked_twice():
     from colab_elastic.fingerprint import fingerprint
     assert cells.recorder.fingerprint("fig").content == fingerprint(cells.ns["fig"]).content
     plt.close("all")
+
+
+# numpy arrays: read through their own methods, or changed --------------------------------------
+@pytest.fixture
+def arrays():
+    big = np.arange(1_000, dtype=float)
+    # `buf` is a 0-d view of big[0]: a reduction written into it writes into `big`.
+    return _Cells(("big",), np=np, big=big, buf=big[:1].reshape(()), i=3, axis=0)
+
+
+@pytest.mark.parametrize("code", [
+    "s = big.shape", "n = len(big)", "m = float(big.sum())", "x = big[:10].mean()", "print(big.dtype)",
+    "t = big.T.copy()", "big", "y = big.reshape(-1)[::2].max(axis=axis)", "v = big[i]",
+    "z = big.astype(float).std()", "ok = big.all() or big.nbytes > 0",
+])
+def test_an_array_read_through_its_methods_costs_no_walk(arrays, code):
+    arrays.run("z0 = 0")
+    before = arrays.ns["big"].copy()
+    arrays.walks = 0
+    assert "big" not in arrays.run(code)
+    assert arrays.walks == 0
+    assert np.array_equal(arrays.ns["big"], before)
+
+
+@pytest.mark.parametrize("code", [
+    "big.sort()", "big[0] = 5.0", "big.cumsum(out=big)", "v = big.reshape(-1)\nv[0] = 9.0",
+    "big.reshape(-1)[0] = 7.0", "np.add(big, 1, out=big)", "big += 1", "big.sum(None, None, buf)",
+    "w = big.view()\nw[1] = -1.0", "big.real[2] = 4.0", "big.clip(0, 1, out=big)",
+])
+def test_an_array_changed_through_a_method_a_view_or_an_out_is_seen(arrays, code):
+    arrays.run("z0 = 0")
+    arrays.ns["big"][0] = 5000.5  # out of order, and a value no change above leaves as it is
+    arrays.run("z1 = 0")
+    before = arrays.ns["big"].copy()
+    writes = arrays.run(code)
+    assert not np.array_equal(arrays.ns["big"], before)  # the cell did change it
+    assert "big" in writes
+
+
+def test_an_array_of_python_objects_is_never_vouched_for():
+    values = {"obj": np.array([[1], [2]], dtype=object)}
+    use = readonly.uses("x = obj.sum()")["obj"]
+    assert not readonly.is_light(values["obj"], use, values)
+    assert readonly.is_light(np.zeros(3), readonly.uses("x = a.sum()")["a"], {})
