@@ -31,7 +31,7 @@ the chain returns and the cell keeps (`col = sales['x']; col[0] = 1`) shares the
 and the recorder's escape check sees it.
 
 numpy arrays are read the same way (`len(X)`, `X.shape`, `float(X[:, 0].mean())`): hashing a
-1 GB array after a cell that only asked its shape costs ~40 ms. A chain is vouched for when every
+1 GB array after a cell that only asked its shape costs ~31 ms. A chain is vouched for when every
 step is an ndarray method that writes nothing (`sum`, `mean`, `reshape`, `copy`, ...) and every
 argument is a constant: an array handed on could be an `out=` (`X.sum(0, None, buf)` writes into
 `buf`, which may be a view of `X`), and `out=` is refused by name. Only plain `ndarray`s of a
