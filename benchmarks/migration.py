@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from colab_elastic.kernel import Kernel
@@ -143,6 +144,14 @@ def _new_kernel(cwd: str) -> Kernel:
     return kernel
 
 
+def _fresh_kernels(tmp: str, count: int) -> Iterator[Kernel]:
+    """`count` new kernels (see `_new_kernel`), one at a time: each is closed when the next is
+    asked for, or when the loop over them ends or breaks."""
+    for _ in range(count):
+        with _new_kernel(tmp) as kernel:
+            yield kernel
+
+
 def _elastic(workload: Workload, tmp: str, result: WorkloadResult, restores: int) -> Any:
     """Record, checkpoint, kill, restore. Returns the original verify value."""
     url = os.path.join(tmp, "elastic")
@@ -158,12 +167,11 @@ def _elastic(workload: Workload, tmp: str, result: WorkloadResult, restores: int
         kernel.close()
         raise
     times, same = [], True
-    for _ in range(restores):
-        with _new_kernel(tmp) as second:
-            load_s, _ = _timed(second, "%load_ext colab_elastic")
-            restore_s, out = _timed(second, f"%elastic restore {url}")
-            times.append(load_s + restore_s)
-            same = same and _verify(second, workload) == original
+    for second in _fresh_kernels(tmp, restores):
+        load_s, _ = _timed(second, "%load_ext colab_elastic")
+        restore_s, out = _timed(second, f"%elastic restore {url}")
+        times.append(load_s + restore_s)
+        same = same and _verify(second, workload) == original
     note = f"store {','.join(result.plan.get('store', [])) or '-'}; rerun for {','.join(result.plan.get('recompute', [])) or '-'}"
     result.methods.append(MethodResult("colab_elastic", checkpoint_s, folder_bytes(url), median(times), same, note,
                                        times))
@@ -189,33 +197,29 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
                                            f"dump failed: {dumped['error']}"))
     else:
         times, same, error = [], True, ""
-        for _ in range(restores):
-            with _new_kernel(tmp) as second:
-                load_s, loaded = _timed_json(second, f"dill_load({dill_path!r})")
-                times.append(load_s)
-                error = error or loaded["error"]
-                same = None if error else same and _verify(second, workload) == original
+        for second in _fresh_kernels(tmp, restores):
+            load_s, loaded = _timed_json(second, f"dill_load({dill_path!r})")
+            times.append(load_s)
+            error = error or loaded["error"]
             if error:
+                same = None
                 break
+            same = same and _verify(second, workload) == original
         result.methods.append(MethodResult("dill.dump_session", dump_s, os.path.getsize(dill_path),
                                            median(times), same, error or "", times))
     times, same, held, failed_loads = [], True, [], {}
-    for _ in range(restores):
-        with _new_kernel(tmp) as second:
-            before = set(_json(second, "modules()"))
-            load_s, loaded = _timed_json(second, f"unpickle_all({pickles!r})")
-            times.append(load_s)
-            held = held or sorted(set(_json(second, "modules()")) - before)
-            failed_loads.update(loaded["failed"])
-            same = same and _verify(second, workload) == original
+    for second in _fresh_kernels(tmp, restores):
+        before = set(_json(second, "modules()"))
+        load_s, loaded = _timed_json(second, f"unpickle_all({pickles!r})")
+        times.append(load_s)
+        held = held or sorted(set(_json(second, "modules()")) - before)
+        failed_loads.update(loaded["failed"])
+        same = same and _verify(second, workload) == original
     failed = sorted({**pickled["failed"], **failed_loads})
     result.methods.append(MethodResult("pickle everything (p5)", pickle_s, folder_bytes(pickles), median(times), same,
                                        f"not stored/loaded: {', '.join(failed)}" if failed else "", times))
-    floors = []
-    for _ in range(restores):
-        with _new_kernel(tmp) as third:
-            floors.append(_timed_json(third, f"import_all({held!r})")[0])
-    result.imports_s = median(floors)
+    result.imports_s = median([_timed_json(third, f"import_all({held!r})")[0]
+                               for third in _fresh_kernels(tmp, restores)])
 
 
 def measure_workload(workload: Workload, pairs: int = 1, restores: int = 1) -> WorkloadResult:

@@ -392,7 +392,7 @@ def _light_frame(value: Any, use: Uses, namespace: Mapping[str, Any]) -> bool:
     pandas = sys.modules["pandas"]
     frames = (pandas.DataFrame, pandas.Series)
     return (all(name in namespace and issubclass(type(namespace[name]), frames) for name in use.guards)
-            and all(_is_data(namespace[name]) if name in namespace else name in _SCALAR_TYPES for name in use.handed))
+            and _all_handed(use, namespace, _is_data))
 
 
 # ndarray methods that return a new array, a scalar or a view, and write nothing: no `sort`,
@@ -414,7 +414,12 @@ def _light_array(value: Any, use: Uses, namespace: Mapping[str, Any]) -> bool:
     if (value.dtype.hasobject or use.calls is None or use.guards
             or not use.calls <= _ARRAY_CALLS or not use.reads <= _ARRAY_READS):
         return False
-    return all(_is_constant(namespace[name]) if name in namespace else name in _SCALAR_TYPES for name in use.handed)
+    return _all_handed(use, namespace, _is_constant)
+
+
+def _all_handed(use: Uses, namespace: Mapping[str, Any], acceptable: Any) -> bool:
+    """Is every name `use` hands on `acceptable` as its value, or a builtin scalar type (`float`)?"""
+    return all(acceptable(namespace[name]) if name in namespace else name in _SCALAR_TYPES for name in use.handed)
 
 
 _CONSTANT_TYPES = (int, float, complex, bool, str, bytes, type(None), slice, type(Ellipsis))
@@ -427,7 +432,7 @@ def _is_constant(value: Any) -> bool:
     return isinstance(value, _CONSTANT_TYPES)
 
 
-# Builtin types pandas takes as a dtype (`astype(float)`): a call of one never changes its argument.
+# Builtin types pandas and numpy take as a dtype (`astype(float)`): a call of one never changes its argument.
 _SCALAR_TYPES = frozenset({"int", "float", "str", "bool", "complex", "bytes", "object"})
 
 
