@@ -49,6 +49,9 @@ class MethodResult:
     same: bool | None  # every restore equal to the original
     note: str = ""
     restores_s: list[float] = field(default_factory=list)  # each restore, in a kernel of its own
+    # After each restore: the workload's `verify` expression run as a cell of the user's, what the
+    # first cell after a restore pays (ours: the recorder's first look at what it reads).
+    first_cell_s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -122,6 +125,11 @@ def _verify(kernel: Kernel, workload: Workload) -> Any:
     return _json(kernel, f"verify({workload.verify!r})")
 
 
+def _first_cell(kernel: Kernel, workload: Workload) -> float:
+    """Seconds of the first cell after a restore: the workload's check, as the user would type it."""
+    return _timed(kernel, f"first_look = {workload.verify}")[0]
+
+
 def _plan_summary(kernel: Kernel) -> dict[str, list[str]]:
     code = ("print(__import__('json').dumps({a: sorted(n for g in __import__('colab_elastic.extension', "
             "fromlist=['x']).current().session.last_checkpoint.plan.by_action(a) for n in g.names) "
@@ -166,15 +174,16 @@ def _elastic(workload: Workload, tmp: str, result: WorkloadResult, restores: int
     except BaseException:
         kernel.close()
         raise
-    times, same = [], True
+    times, firsts, same = [], [], True
     for second in _fresh_kernels(tmp, restores):
         load_s, _ = _timed(second, "%load_ext colab_elastic")
         restore_s, out = _timed(second, f"%elastic restore {url}")
         times.append(load_s + restore_s)
+        firsts.append(_first_cell(second, workload))
         same = same and _verify(second, workload) == original
     note = f"store {','.join(result.plan.get('store', [])) or '-'}; rerun for {','.join(result.plan.get('recompute', [])) or '-'}"
     result.methods.append(MethodResult("colab_elastic", checkpoint_s, folder_bytes(url), median(times), same, note,
-                                       times))
+                                       times, firsts))
     return original
 
 
@@ -196,7 +205,7 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
         result.methods.append(MethodResult("dill.dump_session", dump_s, None, None, None,
                                            f"dump failed: {dumped['error']}"))
     else:
-        times, same, error = [], True, ""
+        times, firsts, same, error = [], [], True, ""
         for second in _fresh_kernels(tmp, restores):
             load_s, loaded = _timed_json(second, f"dill_load({dill_path!r})")
             times.append(load_s)
@@ -204,20 +213,22 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
             if error:
                 same = None
                 break
+            firsts.append(_first_cell(second, workload))
             same = same and _verify(second, workload) == original
         result.methods.append(MethodResult("dill.dump_session", dump_s, os.path.getsize(dill_path),
-                                           median(times), same, error or "", times))
-    times, same, held, failed_loads = [], True, [], {}
+                                           median(times), same, error or "", times, firsts))
+    times, firsts, same, held, failed_loads = [], [], True, [], {}
     for second in _fresh_kernels(tmp, restores):
         before = set(_json(second, "modules()"))
         load_s, loaded = _timed_json(second, f"unpickle_all({pickles!r})")
         times.append(load_s)
         held = held or sorted(set(_json(second, "modules()")) - before)
         failed_loads.update(loaded["failed"])
+        firsts.append(_first_cell(second, workload))
         same = same and _verify(second, workload) == original
     failed = sorted({**pickled["failed"], **failed_loads})
     result.methods.append(MethodResult("pickle everything (p5)", pickle_s, folder_bytes(pickles), median(times), same,
-                                       f"not stored/loaded: {', '.join(failed)}" if failed else "", times))
+                                       f"not stored/loaded: {', '.join(failed)}" if failed else "", times, firsts))
     result.imports_s = median([_timed_json(third, f"import_all({held!r})")[0]
                                for third in _fresh_kernels(tmp, restores)])
 
@@ -259,8 +270,14 @@ def report(scale: Scale, results: list[dict[str, Any]]) -> str:
              f"({r['notebook_ext_s']:.2f} s with the extension recording; each cell's fastest of "
              f"{len(r.get('cells_ext') or [1])} runs: {recording_overhead(r):+.1f}%)"
              + (f"; importing the restored session's modules alone: {r['imports_s']:.2f} s" if r.get("imports_s") else "")
-             for r in results]
+             + _first_cells(r) for r in results]
     return text + "\n" + "\n".join(lines) + "\n\n" + targets(results)
+
+
+def _first_cells(result: dict[str, Any]) -> str:
+    firsts = [f"{m['method'].split(' ')[0].split('.')[0]} {1000 * median(m['first_cell_s']):.0f}"
+              for m in result["methods"] if m.get("first_cell_s")]
+    return f"; the first cell after a restore (its check, ms): {', '.join(firsts)}" if firsts else ""
 
 
 def _method(result: dict[str, Any], name: str) -> dict[str, Any] | None:

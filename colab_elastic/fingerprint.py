@@ -76,6 +76,9 @@ class Fingerprint:
     # False when large text columns are hashed by their pointers (the recorder's, see `hash_strings`):
     # comparable only within this process, while `pins` (copies holding those strings) live.
     portable: bool = True
+    # False when the recorder's walk (`portable=False`) may hash it otherwise, by its text's
+    # pointers: only when True can it be handed to the recorder as its own (`Recorder.adopt`).
+    as_in_process: bool = field(default=True, compare=False)
     pins: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
 
@@ -91,6 +94,7 @@ class _Walk(ArrayHashing, FunctionState):
         self.strings = strings
         self.portable = portable
         self.portable_content = True
+        self.as_in_process = True
         self.pins: list[Any] = []
         self.hasher = TextHasher()
         self.seen: dict[int, int] = {}
@@ -353,6 +357,7 @@ class _Walk(ArrayHashing, FunctionState):
                               strings=self.strings, portable=self.portable)
             self.pins.extend(sub.pins)
             self.portable_content &= sub.portable
+            self.as_in_process &= sub.as_in_process
             digests.append(sub.content)
             self.objects |= sub.objects
             self.size += sub.size
@@ -481,14 +486,9 @@ def fingerprint(
         walk.complete = False
         walk.unpicklable = walk.unpicklable or f"could not be fingerprinted ({describe(exc)})"
     return Fingerprint(
-        content=SCHEME + walk.hasher.hexdigest(),
-        objects=walk.shared_objects(),
-        size=walk.size,
-        complete=walk.complete,
-        unpicklable=walk.unpicklable,
-        comparable=walk.comparable,
-        portable=walk.portable_content,
-        pins=tuple(walk.pins),
+        content=SCHEME + walk.hasher.hexdigest(), objects=walk.shared_objects(), size=walk.size,
+        complete=walk.complete, unpicklable=walk.unpicklable, comparable=walk.comparable,
+        portable=walk.portable_content, as_in_process=walk.as_in_process, pins=tuple(walk.pins),
     )
 
 

@@ -32,6 +32,9 @@ class ArrayHashing:
     strings: "StringMemo | None" = None
     portable: bool = True  # see `hash_strings`
     portable_content: bool = True  # False once a digest of pointers went into the hash
+    # False once a portable walk hashed text that a walk of the recorder's may hash by its
+    # pointers: this walk's result cannot then stand in for the recorder's (see `Fingerprint`).
+    as_in_process: bool = True
     pins: list[Any]
 
     def tag(self, text: str) -> None:
@@ -175,6 +178,8 @@ class ArrayHashing:
         kind = entry.kind if entry is not None else _string_kind(pd, arr.ravel(order="K"))
         if kind is None:
             return False
+        if self.portable and arr.size >= StringMemo.MIN_ELEMENTS:
+            self.as_in_process = False
         if not self.portable and memo is not None and arr.size >= memo.MIN_ELEMENTS:
             entry = entry or memo.remember(arr, kind)
             if entry is not None:

@@ -127,6 +127,14 @@ class Recorder:
         """Names whose cached fingerprint was taken after the last cell ran (see freshness)."""
         return set(self._since_cell)
 
+    def adopt(self, seen: dict[str, Fingerprint]) -> None:
+        """Take fingerprints walked elsewhere as this recorder's own for the values the namespace
+        holds now (a restore's verification, walked like ours: see `Fingerprint.as_in_process`)."""
+        for name, fp in seen.items():
+            if name in self.namespace and fp.as_in_process:
+                self._cache[name] = (id(self.namespace[name]), fp)
+                self._stale.discard(name)
+
     def reset_cache(self) -> None:
         self._cache.clear()
         self._portable.clear()

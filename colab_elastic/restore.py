@@ -165,11 +165,12 @@ def restore(
     progress: Callable[[int, str, str], Progress],
     manifest: Manifest | None = None,
     strings: StringMemo | None = None,
-) -> tuple[RestoreReport, HistoryGraph]:
+) -> tuple[RestoreReport, HistoryGraph, dict[str, Fingerprint]]:
     """Restore the newest checkpoint at `store` (or `manifest`) into `runner`'s namespace.
     `strings`: the recorder's memo of text columns, which the verification fills (a merged
     frame's text holds the very strings of the frame it came from: hashed once, and not again
-    by the first cell that reads them)."""
+    by the first cell that reads them). Returns the report, the checkpoint's history, and the
+    fingerprints the verification took that the recorder can take as its own."""
     started = time.perf_counter()
     ckpt = _Checkpoint(manifest if manifest is not None else read_latest(store))
     report = RestoreReport(url=store.url, checkpoint=ckpt.id)
@@ -245,14 +246,18 @@ def restore(
         randomness.apply(ckpt.graph.rng)
 
     # 5. Verify against the fingerprints taken at checkpoint time.
-    _verify(ckpt, current, namespace, report, strings)
+    now = _verify(ckpt, current, namespace, report, strings)
     for decision in current.groups:
         if decision.action == "lost":
             for name in decision.names:
                 report.missing.setdefault(name, decision.reason)
     ckpt.graph.forget(report.missing)
     report.seconds = time.perf_counter() - started
-    return report, ckpt.graph
+    # The values as the verification just saw them, where the recorder would see them alike:
+    # its cache, so the first cell to read a restored value does not walk it again (a 1 GB
+    # array, a forest). Not a figure: the draw that ends the restoring cell changes it.
+    seen = {name: fp for name, fp in now.items() if fp.as_in_process and fp.comparable}
+    return report, ckpt.graph, seen
 
 
 def _written_names(graph: HistoryGraph) -> set[str]:
@@ -358,7 +363,9 @@ _DRAWN = "a matplotlib figure changes when drawn"  # why a figure is restored, n
 
 
 def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report: RestoreReport,
-            strings: StringMemo | None = None) -> None:
+            strings: StringMemo | None = None) -> dict[str, Fingerprint]:
+    """Compare the restored values with the checkpoint's fingerprints, into `report`; returns
+    the fingerprints taken now."""
     is_notebook_defined = notebook_predicate(namespace)
     failed_cells = {f.index for f in report.failures}
     now: dict[str, Fingerprint] = {}
@@ -393,6 +400,7 @@ def _verify(ckpt: _Checkpoint, current: Plan, namespace: dict[str, Any], report:
                 report.differs.append(name)
     report.differs.sort()
     report.aliasing = _aliasing_changes(ckpt, now)
+    return now
 
 
 def _aliasing_changes(ckpt: _Checkpoint, now: dict[str, Fingerprint]) -> dict[str, str]:

@@ -401,7 +401,7 @@ class Session:
         self.busy = True
         try:
             prepared = self._prepare_runtime(store, manifest, install)
-            report, graph = restore(store, self.runner, progress=progress_bar, manifest=manifest,
+            report, graph, seen = restore(store, self.runner, progress=progress_bar, manifest=manifest,
                                     strings=self.recorder.strings)
         finally:
             self.busy = False
@@ -419,6 +419,7 @@ class Session:
         self.recorder.graph = graph
         self.files.load(manifest.files.log if manifest.files else {})
         self.recorder.reset_cache()
+        self.recorder.adopt(seen)
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
         self.measure(target, read=(report.bytes_read, report.read_seconds), rerun_overhead=report.rerun_overhead)
         self._known_blobs[target] = _manifest_blobs(manifest, damaged=report.fallbacks)

@@ -365,3 +365,20 @@ def test_a_frame_whose_text_column_a_cell_replaced_keeps_the_others_without_a_ty
     assert after.content == fingerprint(frame, strings=StringMemo(), portable=False).content
     frame.loc[3, "channel"] = "changed"
     assert fingerprint(frame, strings=memo, portable=False).content != after.content
+
+
+@pytest.mark.parametrize("make, alike", [
+    (lambda: {"text": column(), "n": 3}, False),  # the recorder hashes that column by pointers
+    (lambda: {"text": column(1000), "n": 3}, True),  # small: hashed by text in either walk
+    (lambda: {frozenset({("a", 1)}), frozenset({("b", 2)})}, True),
+    (lambda: np.arange(N, dtype=float), True),
+])
+def test_a_portable_fingerprint_says_whether_it_is_the_recorders_too(make, alike):
+    """What a restore's verification hands the recorder as its own cache (`as_in_process`) must
+    be what the recorder's walk gives: else the first cell reading it records a change."""
+    memo = StringMemo()
+    value = make()
+    portable = fingerprint(value, strings=memo)
+    in_process = fingerprint(value, strings=memo, portable=False)
+    assert portable.as_in_process is alike
+    assert (portable.content == in_process.content) is alike
