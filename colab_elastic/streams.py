@@ -3,6 +3,8 @@ digest is known the moment their last byte is written (no second pass over the d
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any, Callable
 
 import xxhash
@@ -10,6 +12,7 @@ import xxhash
 from .errors import StorageError
 from .storage_errors import backend_errors
 
+log = logging.getLogger("colab_elastic.streams")
 DIGEST = "xxh3_128"
 Progress = Callable[[int], object]  # told how many more bytes moved; may be called from threads
 
@@ -93,3 +96,25 @@ class DigestWriter:
     @property
     def digest(self) -> str:
         return f"{DIGEST}:{self.hasher.hexdigest()}"
+
+
+def will_read(path: str, size: int) -> None:
+    """Tell the operating system a local file of `size` bytes is about to be read whole: it
+    starts reading it in the background (a disk, Drive's mount), while we do something else.
+    Advice only: a file that cannot be opened here fails later, when it is read for real; one
+    larger than a quarter of the free memory is not read ahead (it would push out its own start)."""
+    if not hasattr(os, "posix_fadvise"):  # not on macOS or Windows
+        return
+    if size > os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        log.debug("no read-ahead for %s: %s", path, exc)
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError as exc:
+        log.debug("no read-ahead for %s: %s", path, exc)
+    finally:
+        os.close(fd)
