@@ -82,6 +82,19 @@ def reset_peak_rss() -> None:
 
 
 # Tables --------------------------------------------------------------------------------------
+def drop_page_cache() -> bool:
+    """Empty the clean page cache, as a new runtime starts: every file read next (a checkpoint,
+    the libraries a restore imports) comes from the disk. False where that is not allowed (not
+    root, a read-only /proc in a container)."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as control:
+            control.write("1")
+        return True
+    except OSError:
+        return False
+
+
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """An aligned plain-text table; numbers right-aligned, text left-aligned."""
     cells = [[_cell(v) for v in row] for row in rows]

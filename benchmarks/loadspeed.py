@@ -22,7 +22,7 @@ import tempfile
 import time
 from typing import Any
 
-from .common import MB, Scale, median, peak_rss_bytes, reset_peak_rss, rss_bytes, table
+from .common import MB, Scale, drop_page_cache, median, peak_rss_bytes, reset_peak_rss, rss_bytes, table
 
 TARGET = 0.70
 _EVICTED: set[str] = set()  # how the page cache was emptied in this run
@@ -36,12 +36,7 @@ def _evict(path: str) -> str:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as control:
-            control.write("1")
-        return "drop_caches"
-    except OSError:  # not root, or a read-only /proc in a container
-        return "fadvise"
+    return "drop_caches" if drop_page_cache() else "fadvise"
 
 
 def _timed(path: str, read: Any, cold: bool = True) -> tuple[float, int]:

@@ -11,7 +11,8 @@ For each workload (see workloads.py), with every kernel a real ipykernel process
 
 Every restored kernel evaluates the workload's `verify` expression; it must equal the original's.
 Each method restores `RESTORES` times, each in a kernel of its own; the median is reported.
-Files are fsync'd by every method (colab_elastic's store does it too). Kernel start-up time is
+Then once more with the page cache emptied first ("cold", as root): a new runtime reads the
+checkpoint, and the libraries the restore imports, from the disk. Files are fsync'd by every method (colab_elastic's store does it too). Kernel start-up time is
 not counted anywhere.
 """
 
@@ -24,11 +25,11 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 from colab_elastic.kernel import Kernel
 
-from .common import REPO, SINGLE_THREAD, Scale, fmt_bytes, folder_bytes, median, table
+from .common import REPO, SINGLE_THREAD, Scale, drop_page_cache, fmt_bytes, folder_bytes, median, table
 from .workloads import Workload, all_workloads
 
 _HELPERS = "__import__('benchmarks.kernel_side', fromlist=['x'])"
@@ -52,6 +53,9 @@ class MethodResult:
     # After each restore: the workload's `verify` expression run as a cell of the user's, what the
     # first cell after a restore pays (ours: the recorder's first look at what it reads).
     first_cell_s: list[float] = field(default_factory=list)
+    # One more restore, the page cache emptied first: a new runtime reads the checkpoint and the
+    # libraries it imports from the disk (None where the cache cannot be emptied: not root).
+    cold_restore_s: float | None = None
 
 
 @dataclass
@@ -125,6 +129,12 @@ def _verify(kernel: Kernel, workload: Workload) -> Any:
     return _json(kernel, f"verify({workload.verify!r})")
 
 
+def _cold(tmp: str, restore: Callable[[Kernel], float]) -> float | None:
+    """Seconds of `restore` in a fresh kernel after the page cache was emptied; None if it cannot be."""
+    with _new_kernel(tmp) as kernel:
+        return restore(kernel) if drop_page_cache() else None
+
+
 def _first_cell(kernel: Kernel, workload: Workload) -> float:
     """Seconds of the first cell after a restore: the workload's check, as the user would type it."""
     return _timed(kernel, f"first_look = {workload.verify}")[0]
@@ -182,8 +192,9 @@ def _elastic(workload: Workload, tmp: str, result: WorkloadResult, restores: int
         firsts.append(_first_cell(second, workload))
         same = same and _verify(second, workload) == original
     note = f"store {','.join(result.plan.get('store', [])) or '-'}; rerun for {','.join(result.plan.get('recompute', [])) or '-'}"
+    cold = _cold(tmp, lambda k: _timed(k, "%load_ext colab_elastic")[0] + _timed(k, f"%elastic restore {url}")[0])
     result.methods.append(MethodResult("colab_elastic", checkpoint_s, folder_bytes(url), median(times), same, note,
-                                       times, firsts))
+                                       times, firsts, cold))
     return original
 
 
@@ -215,8 +226,9 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
                 break
             firsts.append(_first_cell(second, workload))
             same = same and _verify(second, workload) == original
+        cold = None if error else _cold(tmp, lambda k: _timed_json(k, f"dill_load({dill_path!r})")[0])
         result.methods.append(MethodResult("dill.dump_session", dump_s, os.path.getsize(dill_path),
-                                           median(times), same, error or "", times, firsts))
+                                           median(times), same, error or "", times, firsts, cold))
     times, firsts, same, held, failed_loads = [], [], True, [], {}
     for second in _fresh_kernels(tmp, restores):
         before = set(_json(second, "modules()"))
@@ -227,8 +239,9 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
         firsts.append(_first_cell(second, workload))
         same = same and _verify(second, workload) == original
     failed = sorted({**pickled["failed"], **failed_loads})
+    cold = _cold(tmp, lambda k: _timed_json(k, f"unpickle_all({pickles!r})")[0])
     result.methods.append(MethodResult("pickle everything (p5)", pickle_s, folder_bytes(pickles), median(times), same,
-                                       f"not stored/loaded: {', '.join(failed)}" if failed else "", times, firsts))
+                                       f"not stored/loaded: {', '.join(failed)}" if failed else "", times, firsts, cold))
     result.imports_s = median([_timed_json(third, f"import_all({held!r})")[0]
                                for third in _fresh_kernels(tmp, restores)])
 
@@ -260,12 +273,15 @@ def report(scale: Scale, results: list[dict[str, Any]]) -> str:
                          "-" if m["checkpoint_s"] is None else m["checkpoint_s"],
                          "-" if m["bytes"] is None else fmt_bytes(m["bytes"]),
                          "-" if m["restore_s"] is None else m["restore_s"],
+                         "-" if m.get("cold_restore_s") is None else m["cold_restore_s"],
                          {True: "yes", False: "NO", None: "n/a"}[m["same"]], m["note"]])
     counts = {len(m.get("restores_s") or [1]) for r in results for m in r["methods"] if m["restore_s"] is not None}
     title = (f"3. Migration and restore in real kernels ({scale.name}; checkpoint to a local folder; restore = "
              f"new kernel after SIGKILL, kernel start-up and its first cell not counted, the median of "
-             f"{'/'.join(map(str, sorted(counts))) or 1}; every method timed from the client)")
-    text = table(title, ["workload", "method", "checkpoint s", "bytes", "restore s", "same", "notes"], rows)
+             f"{'/'.join(map(str, sorted(counts))) or 1}, and one cold: the page cache emptied first; every method timed "
+             f"from the client)")
+    text = table(title, ["workload", "method", "checkpoint s", "bytes", "restore s", "cold restore s", "same", "notes"],
+                 rows)
     lines = [f"   {r['workload']}: {r['description']}; notebook runs in {r['notebook_s']:.2f} s "
              f"({r['notebook_ext_s']:.2f} s with the extension recording; each cell's fastest of "
              f"{len(r.get('cells_ext') or [1])} runs: {recording_overhead(r):+.1f}%)"
