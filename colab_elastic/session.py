@@ -402,7 +402,7 @@ class Session:
         try:
             prepared = self._prepare_runtime(store, manifest, install)
             report, graph, seen = restore(store, self.runner, progress=progress_bar, manifest=manifest,
-                                    strings=self.recorder.strings)
+                                          strings=self.recorder.strings)
         finally:
             self.busy = False
         report.environment = prepared + report.environment
