@@ -1,6 +1,6 @@
 """A restore from a local folder asks the operating system to read each streamed blob ahead of
 its turn: the next one while the one before it is unpickled (a cold disk, Drive's mount). On a
-cold page cache that took pandas-features' four big blobs from 1.9-2.3 s to 1.2-2.0 s."""
+cold page cache that took pandas-features' four big blobs from 1.8-2.3 s to 1.2-2.0 s."""
 
 from __future__ import annotations
 
