@@ -81,7 +81,6 @@ def reset_peak_rss() -> None:
         f.write("5")
 
 
-# Tables --------------------------------------------------------------------------------------
 def drop_page_cache() -> bool:
     """Empty the clean page cache, as a new runtime starts: every file read next (a checkpoint,
     the libraries a restore imports) comes from the disk. False where that is not allowed (not
@@ -95,6 +94,7 @@ def drop_page_cache() -> bool:
         return False
 
 
+# Tables --------------------------------------------------------------------------------------
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """An aligned plain-text table; numbers right-aligned, text left-aligned."""
     cells = [[_cell(v) for v in row] for row in rows]

@@ -12,8 +12,8 @@ For each workload (see workloads.py), with every kernel a real ipykernel process
 Every restored kernel evaluates the workload's `verify` expression; it must equal the original's.
 Each method restores `RESTORES` times, each in a kernel of its own; the median is reported.
 Then once more with the page cache emptied first ("cold", as root): a new runtime reads the
-checkpoint, and the libraries the restore imports, from the disk. Files are fsync'd by every method (colab_elastic's store does it too). Kernel start-up time is
-not counted anywhere.
+checkpoint, and the libraries the restore imports, from the disk. Files are fsync'd by every
+method (colab_elastic's store does it too). Kernel start-up time is not counted anywhere.
 """
 
 from __future__ import annotations
@@ -184,17 +184,17 @@ def _elastic(workload: Workload, tmp: str, result: WorkloadResult, restores: int
     except BaseException:
         kernel.close()
         raise
+    def restore(kernel: Kernel) -> float:
+        return _timed(kernel, "%load_ext colab_elastic")[0] + _timed(kernel, f"%elastic restore {url}")[0]
+
     times, firsts, same = [], [], True
     for second in _fresh_kernels(tmp, restores):
-        load_s, _ = _timed(second, "%load_ext colab_elastic")
-        restore_s, out = _timed(second, f"%elastic restore {url}")
-        times.append(load_s + restore_s)
+        times.append(restore(second))
         firsts.append(_first_cell(second, workload))
         same = same and _verify(second, workload) == original
     note = f"store {','.join(result.plan.get('store', [])) or '-'}; rerun for {','.join(result.plan.get('recompute', [])) or '-'}"
-    cold = _cold(tmp, lambda k: _timed(k, "%load_ext colab_elastic")[0] + _timed(k, f"%elastic restore {url}")[0])
     result.methods.append(MethodResult("colab_elastic", checkpoint_s, folder_bytes(url), median(times), same, note,
-                                       times, firsts, cold))
+                                       times, firsts, _cold(tmp, restore)))
     return original
 
 
@@ -216,9 +216,12 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
         result.methods.append(MethodResult("dill.dump_session", dump_s, None, None, None,
                                            f"dump failed: {dumped['error']}"))
     else:
+        def dill_load(kernel: Kernel) -> tuple[float, Any]:
+            return _timed_json(kernel, f"dill_load({dill_path!r})")
+
         times, firsts, same, error = [], [], True, ""
         for second in _fresh_kernels(tmp, restores):
-            load_s, loaded = _timed_json(second, f"dill_load({dill_path!r})")
+            load_s, loaded = dill_load(second)
             times.append(load_s)
             error = error or loaded["error"]
             if error:
@@ -226,22 +229,25 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
                 break
             firsts.append(_first_cell(second, workload))
             same = same and _verify(second, workload) == original
-        cold = None if error else _cold(tmp, lambda k: _timed_json(k, f"dill_load({dill_path!r})")[0])
+        cold = None if error else _cold(tmp, lambda k: dill_load(k)[0])
         result.methods.append(MethodResult("dill.dump_session", dump_s, os.path.getsize(dill_path),
                                            median(times), same, error or "", times, firsts, cold))
+    def unpickle_all(kernel: Kernel) -> tuple[float, Any]:
+        return _timed_json(kernel, f"unpickle_all({pickles!r})")
+
     times, firsts, same, held, failed_loads = [], [], True, [], {}
     for second in _fresh_kernels(tmp, restores):
         before = set(_json(second, "modules()"))
-        load_s, loaded = _timed_json(second, f"unpickle_all({pickles!r})")
+        load_s, loaded = unpickle_all(second)
         times.append(load_s)
         held = held or sorted(set(_json(second, "modules()")) - before)
         failed_loads.update(loaded["failed"])
         firsts.append(_first_cell(second, workload))
         same = same and _verify(second, workload) == original
     failed = sorted({**pickled["failed"], **failed_loads})
-    cold = _cold(tmp, lambda k: _timed_json(k, f"unpickle_all({pickles!r})")[0])
     result.methods.append(MethodResult("pickle everything (p5)", pickle_s, folder_bytes(pickles), median(times), same,
-                                       f"not stored/loaded: {', '.join(failed)}" if failed else "", times, firsts, cold))
+                                       f"not stored/loaded: {', '.join(failed)}" if failed else "", times, firsts,
+                                       _cold(tmp, lambda k: unpickle_all(k)[0])))
     result.imports_s = median([_timed_json(third, f"import_all({held!r})")[0]
                                for third in _fresh_kernels(tmp, restores)])
 
