@@ -10,7 +10,8 @@ For each workload (see workloads.py), with every kernel a real ipykernel process
   that never recomputes would store), loaded back in a new kernel.
 
 Every restored kernel evaluates the workload's `verify` expression; it must equal the original's.
-Each method restores `RESTORES` times, each in a kernel of its own; the median is reported.
+Each method restores `RESTORES` times, each in a kernel of its own, the methods taking turns
+(round after round: a machine that drifts weighs on all alike); the median is reported.
 Then once more with the page cache emptied first ("cold", as root): a new runtime reads the
 checkpoint, and the libraries the restore imports, from the disk. Files are fsync'd by every
 method (colab_elastic's store does it too). Kernel start-up time is not counted anywhere.
@@ -170,8 +171,40 @@ def _fresh_kernels(tmp: str, count: int) -> Iterator[Kernel]:
             yield kernel
 
 
-def _elastic(workload: Workload, tmp: str, result: WorkloadResult, restores: int) -> Any:
-    """Record, checkpoint, kill, restore. Returns the original verify value."""
+class _LoadFailed(Exception):
+    """A baseline could not load what it stored (dill on an object it cannot rebuild)."""
+
+
+class _Restorer:
+    """One method's stored session and how a fresh kernel loads it; what its restores measured."""
+
+    def __init__(self, name: str, checkpoint_s: float | None, size: int | None, load: Callable[[Kernel], float],
+                 note: Callable[[], str] = str) -> None:
+        self.name, self.checkpoint_s, self.size, self.load, self.note = name, checkpoint_s, size, load, note
+        self.times: list[float] = []
+        self.firsts: list[float] = []
+        self.same: bool | None = True
+        self.error = ""
+
+    def once(self, kernel: Kernel, workload: Workload, original: Any) -> None:
+        """Restore in `kernel`, then time the first cell and check the values."""
+        if self.error:
+            return
+        try:
+            self.times.append(self.load(kernel))
+        except _LoadFailed as exc:
+            self.error, self.same = str(exc), None
+            return
+        self.firsts.append(_first_cell(kernel, workload))
+        self.same = bool(self.same) and _verify(kernel, workload) == original
+
+    def result(self, cold: float | None) -> MethodResult:
+        return MethodResult(self.name, self.checkpoint_s, self.size, median(self.times) if self.times else None,
+                            self.same, self.error or self.note(), self.times, self.firsts, cold)
+
+
+def _elastic(workload: Workload, tmp: str, result: WorkloadResult) -> tuple[Any, _Restorer]:
+    """Record and checkpoint, then kill the kernel. Returns the original verify value."""
     url = os.path.join(tmp, "elastic")
     kernel = _new_kernel(tmp)
     try:
@@ -184,22 +217,17 @@ def _elastic(workload: Workload, tmp: str, result: WorkloadResult, restores: int
     except BaseException:
         kernel.close()
         raise
+
     def restore(kernel: Kernel) -> float:
         return _timed(kernel, "%load_ext colab_elastic")[0] + _timed(kernel, f"%elastic restore {url}")[0]
 
-    times, firsts, same = [], [], True
-    for second in _fresh_kernels(tmp, restores):
-        times.append(restore(second))
-        firsts.append(_first_cell(second, workload))
-        same = same and _verify(second, workload) == original
     note = f"store {','.join(result.plan.get('store', [])) or '-'}; rerun for {','.join(result.plan.get('recompute', [])) or '-'}"
-    result.methods.append(MethodResult("colab_elastic", checkpoint_s, folder_bytes(url), median(times), same, note,
-                                       times, firsts, _cold(tmp, restore)))
-    return original
+    return original, _Restorer("colab_elastic", checkpoint_s, folder_bytes(url), restore, lambda: note)
 
 
-def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResult, restores: int) -> None:
-    """Rerun all cells; dill.dump_session; pickle every variable. Then restore each."""
+def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResult) -> tuple[list[_Restorer], list[str]]:
+    """Rerun all cells (its result is final here); dill.dump_session; pickle every variable.
+    Returns the two that restore, and the modules pickle-everything's restores imported."""
     dill_path, pickles = os.path.join(tmp, "session.dill"), os.path.join(tmp, "pickles")
     kernel = _new_kernel(tmp)
     try:
@@ -212,51 +240,52 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
         kernel.close()
         raise
     result.methods.append(MethodResult("rerun all cells", None, None, result.notebook_s, rerun_same))
+    restorers = []
     if dumped["error"]:
         result.methods.append(MethodResult("dill.dump_session", dump_s, None, None, None,
                                            f"dump failed: {dumped['error']}"))
     else:
-        def dill_load(kernel: Kernel) -> tuple[float, Any]:
-            return _timed_json(kernel, f"dill_load({dill_path!r})")
+        def dill_load(kernel: Kernel) -> float:
+            load_s, loaded = _timed_json(kernel, f"dill_load({dill_path!r})")
+            if loaded["error"]:
+                raise _LoadFailed(loaded["error"])
+            return load_s
 
-        times, firsts, same, error = [], [], True, ""
-        for second in _fresh_kernels(tmp, restores):
-            load_s, loaded = dill_load(second)
-            times.append(load_s)
-            error = error or loaded["error"]
-            if error:
-                same = None
-                break
-            firsts.append(_first_cell(second, workload))
-            same = same and _verify(second, workload) == original
-        cold = None if error else _cold(tmp, lambda k: dill_load(k)[0])
-        result.methods.append(MethodResult("dill.dump_session", dump_s, os.path.getsize(dill_path),
-                                           median(times), same, error or "", times, firsts, cold))
-    def unpickle_all(kernel: Kernel) -> tuple[float, Any]:
-        return _timed_json(kernel, f"unpickle_all({pickles!r})")
+        restorers.append(_Restorer("dill.dump_session", dump_s, os.path.getsize(dill_path), dill_load))
+    held: list[str] = []
+    failed = dict(pickled["failed"])
 
-    times, firsts, same, held, failed_loads = [], [], True, [], {}
-    for second in _fresh_kernels(tmp, restores):
-        before = set(_json(second, "modules()"))
-        load_s, loaded = unpickle_all(second)
-        times.append(load_s)
-        held = held or sorted(set(_json(second, "modules()")) - before)
-        failed_loads.update(loaded["failed"])
-        firsts.append(_first_cell(second, workload))
-        same = same and _verify(second, workload) == original
-    failed = sorted({**pickled["failed"], **failed_loads})
-    result.methods.append(MethodResult("pickle everything (p5)", pickle_s, folder_bytes(pickles), median(times), same,
-                                       f"not stored/loaded: {', '.join(failed)}" if failed else "", times, firsts,
-                                       _cold(tmp, lambda k: unpickle_all(k)[0])))
-    result.imports_s = median([_timed_json(third, f"import_all({held!r})")[0]
-                               for third in _fresh_kernels(tmp, restores)])
+    def unpickle_all(kernel: Kernel) -> float:
+        before = set(_json(kernel, "modules()"))
+        load_s, loaded = _timed_json(kernel, f"unpickle_all({pickles!r})")
+        held[:] = held or sorted(set(_json(kernel, "modules()")) - before)
+        failed.update(loaded["failed"])
+        return load_s
+
+    restorers.append(_Restorer("pickle everything (p5)", pickle_s, folder_bytes(pickles), unpickle_all,
+                               lambda: f"not stored/loaded: {', '.join(sorted(failed))}" if failed else ""))
+    return restorers, held
 
 
 def measure_workload(workload: Workload, pairs: int = 1, restores: int = 1) -> WorkloadResult:
+    """Every method stores the session once; then each restores `restores` times, the methods
+    taking turns (one after the other, round after round), so that the machine drifting (the
+    page cache, memory the VM handed back to its host) weighs on all of them alike; then each
+    once more from a cold page cache."""
     result = WorkloadResult(workload.name, workload.description, 0.0, 0.0)
     with tempfile.TemporaryDirectory(prefix=f"bench-{workload.name}-") as tmp:
-        original = _elastic(workload, tmp, result, restores)
-        _baselines(workload, tmp, original, result, restores)
+        original, ours = _elastic(workload, tmp, result)
+        baselines, held = _baselines(workload, tmp, original, result)
+        restorers = [ours, *baselines]
+        for _ in range(restores):
+            for restorer in restorers:
+                with _new_kernel(tmp) as kernel:
+                    restorer.once(kernel, workload, original)
+        colds = {r.name: None if r.error else _cold(tmp, r.load) for r in restorers}
+        result.methods[:0] = [ours.result(colds[ours.name])]
+        result.methods += [r.result(colds[r.name]) for r in baselines]
+        result.imports_s = median([_timed_json(third, f"import_all({held!r})")[0]
+                                   for third in _fresh_kernels(tmp, restores)])
         _recording_runs(workload, tmp, result, pairs)
     return result
 
