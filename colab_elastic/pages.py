@@ -1,68 +1,44 @@
 """How a restore's large buffers get their memory: huge pages, unless they fault in slowly here.
 
 numpy asks Linux for transparent huge pages for every array of 4 MB or more, and on most
-machines a buffer read from the page cache fills fastest that way (3.5-5.6 against 1.6-1.9 GB/s
-for 1 GB, 2-core VM). On a virtual machine that hands free memory back to its host (free page
+machines a buffer read from the page cache fills fastest that way (4.9 against 1.9 GB/s for
+1 GB, 2-core VM). On a virtual machine that hands free memory back to its host (free page
 reporting: Firecracker, some balloon setups), a huge page taken from memory the host reclaimed
 faults in at 0.3-0.5 GB/s instead: a 1 GB array loaded in 0.3 s one time and 2.3 s the next,
 while 4 kB pages came in at a steady 1.2-1.8 GB/s.
 
-So a large buffer is filled in slices, each timed, the first a small probe. A slice that comes
-in slower than 4 kB pages would have (`SLOW`) while this thread spent most of that time in the
-kernel (`FAULTING`: page faults and the copy, not a wait for a disk or the network, which 4 kB
-pages would not speed up) moves the rest of that buffer to 4 kB pages (`madvise(MADV_NOHUGEPAGE)`
-before a byte of it is touched), and, inside `one_restore()`, every large buffer after it in
-that restore: the 1 GB load then took 0.55-0.84 s. The next restore tries huge pages again.
-Pure: no IPython, no fsspec. Linux only; elsewhere nothing changes.
+So a large buffer is filled in slices, each timed. Once a slice comes in slower than 4 kB
+pages would have been (`SLOW`), the rest of that buffer, and every large buffer after it in
+this process, asks for 4 kB pages (`madvise(MADV_NOHUGEPAGE)` before a byte of it is touched):
+the 1 GB load then took 0.55-0.84 s. A slice that is slow for another reason (a cold disk,
+Drive, the network) sends us to 4 kB pages too, which costs nothing there: the reads are slower
+than either kind of page. Pure: no IPython, no fsspec. Linux only; elsewhere nothing changes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import mmap
 import sys
 import time
-from typing import Any, Callable, Iterator
-
-try:
-    import resource
-except ImportError:  # Windows
-    resource = None  # type: ignore[assignment]
+from typing import Any, Callable
 
 log = logging.getLogger("colab_elastic.pages")
 
-PROBE = 8 << 20  # a large buffer's first slice: four huge pages tell what they cost here
-SLICE = 32 << 20  # bytes read, and timed, at a time in a large buffer after the probe
+SLICE = 32 << 20  # bytes read, and timed, at a time in a large buffer
 SLOW = 1.0e9  # bytes/s: a slice that fills slower than this would have been faster in 4 kB pages
-FAULTING = 0.5  # share of a slow slice's time spent in the kernel that blames the pages, not a wait
 HUGE = 4 << 20  # numpy's threshold for asking for huge pages: smaller buffers are left alone
 
 
 class _State:
-    restoring = 0  # depth of `one_restore()` blocks
-    small = False  # huge pages proved slow in the current restore: its next buffers ask for 4 kB
-
-
-@contextlib.contextmanager
-def one_restore() -> Iterator[None]:
-    """The loads of one restore: once huge pages prove slow in one, the rest ask for 4 kB pages
-    from their start (a restore's buffers are allocated within seconds, from the same memory)."""
-    _State.restoring += 1
-    try:
-        yield
-    finally:
-        _State.restoring -= 1
-        if not _State.restoring:
-            _State.small = False
+    slow = False  # huge pages were seen faulting in slowly in this process: not asked for again
 
 
 @functools.cache
 def _madvise() -> Callable[[int, int, int], int] | None:
     """libc's `madvise`, looked up on first use (ctypes is not loaded by `%load_ext`)."""
-    if not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_NOHUGEPAGE") \
-            or not hasattr(resource, "RUSAGE_THREAD"):  # None has no RUSAGE_THREAD either
+    if not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_NOHUGEPAGE"):
         return None
     import ctypes
 
@@ -95,33 +71,27 @@ def small_pages(address: int, length: int) -> bool:
 def fill(readinto: Callable[[memoryview], int], buffer: Any) -> int:
     """Read into all of `buffer` (a fresh, untouched numpy array or bytearray) with `readinto`;
     returns the bytes read, short only at the end of the file. Large numpy buffers are filled
-    a `PROBE`, then a `SLICE` at a time, moving to 4 kB pages once huge pages prove slow."""
+    a `SLICE` at a time, moving to 4 kB pages for good once huge pages prove slow (see above)."""
     view = memoryview(buffer).cast("B")
     address = _address(buffer) if len(view) >= HUGE and _madvise() is not None else None
-    if address is not None and _State.small:
+    if address is not None and _State.slow:
         small_pages(address, len(view))
         address = None  # asked already: nothing more to time
     done = 0
     while done < len(view):
-        end = min(len(view), done + (SLICE if done else PROBE)) if address is not None else len(view)
-        started, kernel = time.perf_counter(), _kernel_seconds()
+        end = min(len(view), done + SLICE) if address is not None else len(view)
+        started = time.perf_counter()
         n = readinto(view[done:end])
         if not n:
             break
         done += n
-        if address is not None and n >= HUGE:
-            wall = time.perf_counter() - started
-            if n < SLOW * wall and _kernel_seconds() - kernel >= FAULTING * wall:
-                _State.small = _State.restoring > 0
-                log.debug("a %d-byte slice filled at %.2f GB/s, in the kernel: 4 kB pages from here", n, n / wall / 1e9)
-                small_pages(address + done, len(view) - done)
-                address = None
+        if address is not None and n >= HUGE and n < SLOW * (time.perf_counter() - started):
+            _State.slow = True
+            log.debug("a %d-byte slice filled at %.2f GB/s: 4 kB pages from now on",
+                      n, n / (time.perf_counter() - started) / 1e9)
+            small_pages(address + done, len(view) - done)
+            address = None
     return done
-
-
-def _kernel_seconds() -> float:
-    """System time of this thread so far: page faults and copies count, waiting does not."""
-    return resource.getrusage(resource.RUSAGE_THREAD).ru_stime if hasattr(resource, "RUSAGE_THREAD") else 0.0
 
 
 def _address(buffer: Any) -> int | None:

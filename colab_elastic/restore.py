@@ -29,7 +29,6 @@ from .history import HistoryGraph
 from .lineage import read_latest
 from .manifest import BlobRef, Manifest
 from .namespace import notebook_predicate
-from .pages import one_restore
 from .planner import Bandwidth, GroupInfo, Plan, plan
 from .serialize import load_group
 from .store import Store
@@ -214,8 +213,7 @@ def restore(
     current = ckpt.plan if not unstorable else _replan(ckpt, unstorable)
     for _attempt in range(len(ckpt.entries) + 1):
         try:
-            with one_restore():  # once huge pages prove slow, the walk's next buffers skip them
-                failed = _walk(ckpt, current, data, store, runner, report, progress, strings)
+            failed = _walk(ckpt, current, data, store, runner, report, progress, strings)
         except BaseException:
             # Interrupted (Ctrl-C, a kill of the cell) or broken mid-walk: never leave the
             # namespace half-restored. The session is as before; the restore can be run again.

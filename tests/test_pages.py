@@ -2,10 +2,9 @@
 filled whole and exactly either way.
 
 Whether a huge page faults in slowly depends on the machine (memory a VM handed back to its
-host), so the thresholds are moved instead: at 0 B/s no slice is slow, at 1 PB/s every one is,
-and with `FAULTING` at 0 any slow slice blames the pages. What is checked is what the kernel
-reports for the buffer's memory (`nh` in /proc/self/smaps: MADV_NOHUGEPAGE) and the bytes that
-came back.
+host), so the threshold is moved instead: at 0 B/s no slice is slow, at 1 PB/s every one is.
+What is checked is what the kernel reports for the buffer's memory (`nh` in /proc/self/smaps:
+MADV_NOHUGEPAGE) and the bytes that came back.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -27,20 +25,7 @@ MB = 1 << 20
 
 @pytest.fixture(autouse=True)
 def fresh_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pages._State, "small", False)
-    monkeypatch.setattr(pages._State, "restoring", 0)
-
-
-@pytest.fixture
-def every_slice_slow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pages, "SLOW", 1e15)
-    monkeypatch.setattr(pages, "FAULTING", 0.0)
-
-
-def fill_new(data: bytes, size: int) -> np.ndarray:
-    buffer = np.empty(size, dtype=np.uint8)
-    assert pages.fill(io.BytesIO(data).readinto, buffer) == size
-    return buffer
+    monkeypatch.setattr(pages._State, "slow", False)
 
 
 def no_huge_pages(address: int) -> bool:
@@ -97,87 +82,48 @@ def test_huge_pages_stay_while_slices_fill_fast(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(pages, "SLOW", 0.0)
     data = os.urandom(4 * pages.SLICE)
     buffer = np.empty(len(data), dtype=np.uint8)
-    with pages.one_restore():
-        assert pages.fill(io.BytesIO(data).readinto, buffer) == len(data)
-        assert not pages._State.small
+    assert pages.fill(io.BytesIO(data).readinto, buffer) == len(data)
+    assert not pages._State.slow
     assert not no_huge_pages(address_of(buffer, 3 * len(data) // 4))
     assert bytes(buffer) == data
 
 
 @linux
-@pytest.mark.usefixtures("every_slice_slow")
-def test_in_a_restore_a_slow_slice_moves_the_rest_and_the_next_buffers_to_small_pages() -> None:
-    data = os.urandom(4 * pages.SLICE)
-    with pages.one_restore():
-        first = fill_new(data, len(data))
-        assert no_huge_pages(address_of(first, 3 * len(data) // 4))  # what was still untouched
-        assert not no_huge_pages(address_of(first))  # the probe, on huge pages
-        later = fill_new(data, 8 * MB)  # asked for before a byte of it is touched
-        assert no_huge_pages(address_of(later, 4 * MB))
-    assert bytes(first) == data and bytes(later) == data[:8 * MB]
-    # The next restore tries huge pages again.
-    with pages.one_restore():
-        assert not no_huge_pages(address_of(fill_new(data, pages.HUGE), pages.HUGE // 2))
-
-
-@linux
-@pytest.mark.usefixtures("every_slice_slow")
-def test_outside_a_restore_each_buffer_tries_huge_pages_again() -> None:
-    data = os.urandom(2 * pages.SLICE)
-    first = fill_new(data, len(data))
-    second = fill_new(data, len(data))
-    for buffer in (first, second):
-        assert not no_huge_pages(address_of(buffer)) and no_huge_pages(address_of(buffer, 3 * len(data) // 4))
-        assert bytes(buffer) == data
-
-
-class Waiting(io.RawIOBase):
-    """A file that waits before each read, as a cold disk or the network does: slow, but not
-    in the kernel's page faults, which 4 kB pages would not make faster."""
-
-    def __init__(self, data: bytes) -> None:
-        self.file = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
-        time.sleep(0.05)
-        return self.file.readinto(buffer)
-
-
-@linux
-def test_a_slice_slow_from_waiting_keeps_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_slow_slice_moves_the_rest_and_every_later_buffer_to_small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pages, "SLOW", 1e15)
-    data = os.urandom(2 * pages.SLICE)
-    buffer = np.empty(len(data), dtype=np.uint8)
-    with pages.one_restore():
-        assert pages.fill(Waiting(data).readinto, buffer) == len(data)
-        assert not pages._State.small
-    assert not no_huge_pages(address_of(buffer, 3 * len(data) // 4))
-    assert bytes(buffer) == data
+    data = os.urandom(4 * pages.SLICE)
+    first = np.empty(len(data), dtype=np.uint8)
+    assert pages.fill(io.BytesIO(data).readinto, first) == len(data)
+    assert pages._State.slow
+    assert no_huge_pages(address_of(first, 3 * len(data) // 4))  # what was still untouched
+    assert bytes(first) == data
+
+    later = np.empty(8 * MB, dtype=np.uint8)  # asked for before a byte of it is touched
+    pages.fill(io.BytesIO(data).readinto, later)
+    assert no_huge_pages(address_of(later, 4 * MB))
+    assert bytes(later) == data[:8 * MB]
 
 
 @linux
 def test_small_buffers_are_left_as_numpy_made_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pages._State, "small", True)
+    monkeypatch.setattr(pages._State, "slow", True)
     small = np.empty(pages.HUGE // 2, dtype=np.uint8)
     pages.fill(io.BytesIO(os.urandom(small.nbytes)).readinto, small)
     assert not no_huge_pages(address_of(small))
 
 
 @linux
-@pytest.mark.usefixtures("every_slice_slow")
-def test_a_group_loads_whole_from_a_file_on_small_pages(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_group_loads_whole_from_a_file_on_small_pages(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The restore's path: a blob on disk, its arrays read straight into place, the slow-slice
     switch taken in the middle of the first one."""
+    monkeypatch.setattr(pages, "SLOW", 1e15)
     rng = np.random.default_rng(0)
     values = {"field": rng.random(12 * MB // 8).reshape(-1, 512), "weights": rng.random(3 * MB // 8), "n": 7}
     path = tmp_path / "blob"
     with open(path, "wb") as f:
         dump_group(values, f, {})
-    with open(path, "rb") as f, pages.one_restore():
+    with open(path, "rb") as f:
         loaded = load_group(f, {})
-        assert pages._State.small
+    assert pages._State.slow
     assert np.array_equal(loaded["field"], values["field"]) and np.array_equal(loaded["weights"], values["weights"])
     assert loaded["n"] == 7
