@@ -258,7 +258,8 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
     def unpickle_all(kernel: Kernel) -> float:
         before = set(_json(kernel, "modules()"))
         load_s, loaded = _timed_json(kernel, f"unpickle_all({pickles!r})")
-        held[:] = held or sorted(set(_json(kernel, "modules()")) - before)
+        if not held:  # what the first restore imported
+            held[:] = sorted(set(_json(kernel, "modules()")) - before)
         failed.update(loaded["failed"])
         return load_s
 
