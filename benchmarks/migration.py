@@ -199,7 +199,12 @@ class _Restorer:
         self.firsts.append(_first_cell(kernel, workload))
         self.same = bool(self.same) and _verify(kernel, workload) == original
 
-    def result(self, cold: float | None) -> MethodResult:
+    def result(self, tmp: str) -> MethodResult:
+        """What its restores measured, with one more restore from a cold page cache."""
+        try:
+            cold = None if self.error else _cold(tmp, self.load)
+        except _LoadFailed as exc:  # loaded warm, not cold: said, not hidden
+            cold, self.error = None, f"cold load failed: {exc}"
         return MethodResult(self.name, self.checkpoint_s, self.size, median(self.times) if self.times else None,
                             self.same, self.error or self.note(), self.times, self.firsts, cold)
 
@@ -270,24 +275,22 @@ def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResu
 
 
 def measure_workload(workload: Workload, pairs: int = 1, restores: int = 1) -> WorkloadResult:
-    """Every method stores the session once; then each restores `restores` times, the methods
-    taking turns (one after the other, round after round), so that the machine drifting (the
-    page cache, memory the VM handed back to its host) weighs on all of them alike; then each
-    once more from a cold page cache."""
+    """Every method stores the session once, then restores `restores` times, taking turns (see
+    the module's docstring), then once more from a cold page cache."""
     result = WorkloadResult(workload.name, workload.description, 0.0, 0.0)
     with tempfile.TemporaryDirectory(prefix=f"bench-{workload.name}-") as tmp:
         original, ours = _elastic(workload, tmp, result)
         baselines, held = _baselines(workload, tmp, original, result)
         restorers = [ours, *baselines]
         for round_ in range(restores):
-            # Each goes first once in three rounds: the first restore after a kernel died lands on
-            # the memory it freed, which this VM is handing back to its host just then.
-            for restorer in restorers[round_ % len(restorers):] + restorers[:round_ % len(restorers)]:
+            # Each goes first in turn: the first restore after a kernel died lands on the memory
+            # it freed, which this VM is handing back to its host just then.
+            first = round_ % len(restorers)
+            for restorer in restorers[first:] + restorers[:first]:
                 with _new_kernel(tmp) as kernel:
                     restorer.once(kernel, workload, original)
-        colds = {r.name: None if r.error else _cold(tmp, r.load) for r in restorers}
-        result.methods[:0] = [ours.result(colds[ours.name])]
-        result.methods += [r.result(colds[r.name]) for r in baselines]
+        result.methods[:0] = [ours.result(tmp)]
+        result.methods += [r.result(tmp) for r in baselines]
         result.imports_s = median([_timed_json(third, f"import_all({held!r})")[0]
                                    for third in _fresh_kernels(tmp, restores)])
         _recording_runs(workload, tmp, result, pairs)
