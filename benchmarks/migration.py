@@ -143,9 +143,11 @@ def _first_cell(kernel: Kernel, workload: Workload) -> float:
 
 
 def _plan_summary(kernel: Kernel) -> dict[str, list[str]]:
-    code = ("print(__import__('json').dumps({a: sorted(n for g in __import__('colab_elastic.extension', "
-            "fromlist=['x']).current().session.last_checkpoint.plan.by_action(a) for n in g.names) "
-            "for a in ('store', 'recompute', 'lost')}))")
+    """The plan's names per action, and under "estimate" its restore and import seconds."""
+    code = ("print((lambda plan: __import__('json').dumps({**{a: sorted(n for g in plan.by_action(a) for n in g.names) "
+            "for a in ('store', 'recompute', 'lost')}, "
+            "'estimate': [f'{plan.restore_seconds:.2f}', f'{plan.import_seconds:.2f}']}))"
+            "(__import__('colab_elastic.extension', fromlist=['x']).current().session.last_checkpoint.plan))")
     out = kernel.run(code)
     out.raise_for_error()
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -224,11 +226,20 @@ def _elastic(workload: Workload, tmp: str, result: WorkloadResult) -> tuple[Any,
         kernel.close()
         raise
 
-    def restore(kernel: Kernel) -> float:
-        return _timed(kernel, "%load_ext colab_elastic")[0] + _timed(kernel, f"%elastic restore {url}")[0]
+    problems: list[str] = []  # what our own report found wrong, beside the `verify` check
 
-    note = f"store {','.join(result.plan.get('store', [])) or '-'}; rerun for {','.join(result.plan.get('recompute', [])) or '-'}"
-    return original, _Restorer("colab_elastic", checkpoint_s, folder_bytes(url), restore, lambda: note)
+    def restore(kernel: Kernel) -> float:
+        extension_s = _timed(kernel, "%load_ext colab_elastic")[0]
+        restore_s, out = _timed(kernel, f"%elastic restore {url}")
+        if "restored with problems" in out.text and not problems:
+            problems.append(" ".join(out.text.split())[:300])
+        return extension_s + restore_s
+
+    restore_est, imports_est = result.plan.get("estimate", ["?", "?"])
+    note = (f"store {','.join(result.plan.get('store', [])) or '-'}; rerun for {','.join(result.plan.get('recompute', [])) or '-'}; "
+            f"est. restore {restore_est} s, of which imports {imports_est} s")
+    return original, _Restorer("colab_elastic", checkpoint_s, folder_bytes(url), restore,
+                               lambda: note + (f"; our report: {problems[0]}" if problems else ""))
 
 
 def _baselines(workload: Workload, tmp: str, original: Any, result: WorkloadResult) -> tuple[list[_Restorer], list[str]]:

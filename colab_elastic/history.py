@@ -40,6 +40,9 @@ class CellExecution:
     rng: str | None = None  # global random state before the cell, if the cell drew from it
     # The session settings the cell changed (cwd, os.environ, rcParams, ...; see ambient), encoded.
     ambient: str | None = None
+    # Modules the cell added to `sys.modules`: a restore that loads its values instead of
+    # rerunning it still imports them (the planner's estimate of what a restore waits for).
+    imports: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,7 @@ class CellExecution:
             "cell_id": self.cell_id,
             "rng": self.rng,
             "ambient": self.ambient,
+            "imports": self.imports,
         }
 
     @classmethod
@@ -72,6 +76,7 @@ class CellExecution:
             cell_id=data.get("cell_id"),
             rng=data.get("rng"),
             ambient=data.get("ambient"),
+            imports=int(data.get("imports", 0)),
         )
 
 
@@ -110,6 +115,7 @@ class HistoryGraph:
         cell_id: str | None = None,
         rng: str | None = None,
         ambient: str | None = None,
+        imports: int = 0,
     ) -> CellExecution:
         """Add one execution; `reads`/`writes`/`deletes` are names, versions are assigned here."""
         read_refs = tuple(sorted((n, self.active[n]) for n in set(reads) if n in self.active))
@@ -124,7 +130,7 @@ class HistoryGraph:
             del self.active[name]
         execution = CellExecution(
             self.next_index, code, runtime, read_refs, tuple(write_refs), gone, error, rerunnable, note, cell_id, rng,
-            ambient,
+            ambient, imports,
         )
         self.executions.append(execution)
         return execution

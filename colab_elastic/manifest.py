@@ -1,6 +1,6 @@
 """The checkpoint manifest: one typed, versioned record of everything a restore reads.
 
-    Manifest (format 2; format 1 is read too)
+    Manifest (format 3; formats 1 and 2 are read too)
     ├── checkpoint, created, session, colab_elastic, covers_cell
     ├── author        Author {id, name}
     ├── environment   Environment {python, platform, packages, imported}
@@ -34,7 +34,9 @@ from .json_checks import (JsonObject, absolute_path_problem, boolean, count, fai
 from .planner import GroupDecision, Plan
 from .pointer import CHECKPOINT_ID
 
-FORMAT = 2
+# 3: each cell's `imports` and the plan's `import_seconds` (what a restore spends importing),
+# optional: a format-2 manifest, without them, is read as it is.
+FORMAT = 3
 OLDEST_FORMAT = 1  # format 1: the same shapes; fields added later may be missing, unknown ones are ignored
 
 # The shapes our writer gives names (see checkpoint._serialize and files.carry): `g-` a group's
@@ -279,25 +281,27 @@ def _decision(value: Any, where: str, strict: bool) -> GroupDecision:
 
 def _plan(value: Any, where: str, strict: bool) -> Plan:
     o = JsonObject(value, where, "groups reruns checkpoint_seconds restore_seconds recompute_all_seconds cell_runtimes "
-                "cell_lines settings", strict, lenient="recompute_all_seconds cell_runtimes cell_lines settings")
+                "cell_lines settings import_seconds?", strict,
+                lenient="recompute_all_seconds cell_runtimes cell_lines settings")
     return Plan(tuple(o.get("groups", lambda v, w: listed(v, w, lambda g, x: _decision(g, x, strict)))),
                 tuple(o.get("reruns", lambda v, w: listed(v, w, count))),
                 o.get("checkpoint_seconds", seconds), o.get("restore_seconds", seconds),
                 o.get("recompute_all_seconds", seconds, 0.0),
                 {int(k): v for k, v in o.get("cell_runtimes", lambda v, w: mapping(v, w, seconds, number_key), {}).items()},
                 {int(k): v for k, v in o.get("cell_lines", lambda v, w: mapping(v, w, string, number_key), {}).items()},
-                tuple(o.get("settings", lambda v, w: listed(v, w, count), [])))
+                tuple(o.get("settings", lambda v, w: listed(v, w, count), [])),
+                o.get("import_seconds", seconds, 0.0))
 
 
 def _execution(value: Any, where: str, strict: bool) -> CellExecution:
-    o = JsonObject(value, where, "index code runtime reads writes deletes error rerunnable note cell_id rng ambient",
+    o = JsonObject(value, where, "index code runtime reads writes deletes error rerunnable note cell_id rng ambient imports?",
                 strict, lenient="error rerunnable note cell_id rng ambient")
     refs = lambda v, w: tuple(listed(v, w, version_ref))  # noqa: E731
     return CellExecution(o.get("index", count), o.get("code", string), o.get("runtime", seconds),
                          o.get("reads", refs), o.get("writes", refs),
                          tuple(o.get("deletes", lambda v, w: listed(v, w, string))), o.get("error", opt_str),
                          o.get("rerunnable", boolean, True), o.get("note", string, ""), o.get("cell_id", opt_str),
-                         o.get("rng", opt_str), o.get("ambient", opt_str))
+                         o.get("rng", opt_str), o.get("ambient", opt_str), o.get("imports", count, 0))
 
 
 def _graph(value: Any, where: str, strict: bool) -> HistoryGraph:

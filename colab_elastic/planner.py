@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 
 from . import mincut
-from .history import HistoryGraph, VersionRef
+from .history import CellExecution, HistoryGraph, VersionRef
 
 SOURCE = "SOURCE"
 SINK = "SINK"
@@ -34,6 +34,11 @@ SINK = "SINK"
 # rerun cell without the writer of the old version it read) or fail (networkx #4972, #7775).
 TICKS_PER_SECOND = 1_000_000
 INFINITE = 10**21  # ticks: more than all finite capacities together, so an infinite edge is never cut
+# What importing one module takes, until a restore in this runtime measures it: at most this,
+# less if a cell that imported many modules (an import cell) took less per module. On the 2-core
+# benchmark VM, numpy + pandas + scikit-learn (~1,400 modules) import in 0.7-1.2 s.
+IMPORT_SECONDS = 1e-3
+MIN_MODULES_TIMED = 20  # fewer, and a cell's own work outweighs its imports
 
 
 def _ticks(seconds: float) -> int:
@@ -69,6 +74,7 @@ class Bandwidth:
     latency: float = 0.005
     rerun_overhead: float = 1e-3
     checkpoint_weight: float = 1.0
+    import_seconds: float | None = None  # per module imported, as a restore here measured it
 
     def store_seconds(self, size: int, already_stored: bool = False) -> float:
         return 0.0 if already_stored else self.latency + size / self.write
@@ -128,6 +134,9 @@ class Plan:
     cell_runtimes: dict[int, float] = field(default_factory=dict)
     cell_lines: dict[int, str] = field(default_factory=dict)  # every recorded cell's first line
     settings: tuple[int, ...] = ()  # cells not rerun whose recorded settings a restore applies (see ambient)
+    # Of restore_seconds: importing the modules of cells that are not rerun (their values load
+    # instead, and loading them imports what they need); the same either way, so no choice hangs on it.
+    import_seconds: float = 0.0
 
     def by_action(self, action: str) -> list[GroupDecision]:
         return [g for g in self.groups if g.action == action]
@@ -142,6 +151,7 @@ class Plan:
             "cell_runtimes": {str(k): v for k, v in self.cell_runtimes.items()},
             "cell_lines": {str(k): v for k, v in self.cell_lines.items()},
             "settings": list(self.settings),
+            "import_seconds": self.import_seconds,
         }
 
     @classmethod
@@ -155,6 +165,7 @@ class Plan:
             cell_runtimes={int(k): float(v) for k, v in data.get("cell_runtimes", {}).items()},
             cell_lines={int(k): str(v) for k, v in data.get("cell_lines", {}).items()},
             settings=tuple(int(c) for c in data.get("settings", ())),
+            import_seconds=float(data.get("import_seconds", 0.0)),
         )
 
     def __repr__(self) -> str:
@@ -361,17 +372,29 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
 
     runtimes = {c.index: c.runtime for c in problem.cells.values()}
     stored_decisions = [d for d in decisions if d.action == "store"]
+    rerun = set(reruns)
+    imports = import_seconds(problem.cells.values(), bandwidth.import_seconds) * sum(
+        c.imports for c in problem.cells.values() if c.index not in rerun)
     return Plan(
         groups=tuple(decisions),
         reruns=tuple(reruns),
         checkpoint_seconds=sum(d.store_seconds for d in stored_decisions),
         restore_seconds=(sum(bandwidth.load_seconds(d.size) for d in stored_decisions)
-                         + sum(runtimes[c] + bandwidth.rerun_overhead for c in reruns)),
+                         + sum(runtimes[c] + bandwidth.rerun_overhead for c in reruns) + imports),
         recompute_all_seconds=sum(c.runtime for c in problem.cells.values() if c.rerunnable),
         cell_runtimes=runtimes,
         cell_lines={c.index: _first_line(c.code) for c in problem.cells.values() if c.index},
-        settings=tuple(sorted(c.index for c in problem.cells.values() if c.ambient and c.index not in set(reruns))),
+        settings=tuple(sorted(c.index for c in problem.cells.values() if c.ambient and c.index not in rerun)),
+        import_seconds=imports,
     )
+
+
+def import_seconds(cells: Iterable[CellExecution], measured: float | None) -> float:
+    """What importing one module takes here: as a restore measured it, else the least per
+    module of the cells that imported many (their runtime bounds it), at most IMPORT_SECONDS."""
+    if measured is not None:
+        return measured
+    return min([IMPORT_SECONDS, *(c.runtime / c.imports for c in cells if c.imports >= MIN_MODULES_TIMED)])
 
 
 def _first_line(code: str) -> str:

@@ -9,6 +9,7 @@ its outputs instead of trusting a guess about them.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import types
 import warnings
@@ -41,6 +42,8 @@ class _Pending:
     cell_id: str | None = None
     rng: randomness.State | None = None
     settings: ambient.Snapshot | None = None
+    modules_before: int = 0  # len(sys.modules) when the cell started
+    imports: int = 0  # modules the cell added to sys.modules
     light: frozenset[str] = frozenset()  # names the cell uses only through a read-only API
     # Light pandas values -> their axes' fingerprint: a frame a chain derives keeps the same
     # `columns` Index (and categories), which pandas 2 lets numpy write into: that sharing is
@@ -208,6 +211,7 @@ class Recorder:
         self._pending = pending
         self._since_cell.clear()  # what `before` fingerprinted is from before the cell
         # Restart the clock so our own work is not counted as the cell's runtime.
+        pending.modules_before = len(sys.modules)
         pending.started = time.perf_counter()
 
     def _light(self, uses: dict[str, readonly.Uses], seed: set[str], candidates: set[str]) -> frozenset[str]:
@@ -263,6 +267,7 @@ class Recorder:
         pending, self._pending = self._pending, None
         if pending is None:
             return None  # a post without a pre: an empty cell, or the %load_ext cell itself
+        pending.imports = max(0, len(sys.modules) - pending.modules_before)
         try:
             return self._record(pending, ended - pending.started, error)
         except Exception as exc:  # noqa: BLE001
@@ -272,6 +277,7 @@ class Recorder:
                 credentials.scrub(replayable_code(pending.raw_cell))[0], ended - pending.started,
                 reads=(), writes=names, deletes=set(pending.ids) - names,
                 error=type(error).__name__ if error else None, rerunnable=False, note=f"recording failed: {exc!r}",
+                imports=pending.imports,
             )
 
     def _record(self, pending: _Pending, runtime: float, error: BaseException | None) -> CellExecution:
@@ -360,6 +366,7 @@ class Recorder:
             cell_id=pending.cell_id,
             rng=rng,
             ambient=settings,
+            imports=pending.imports,
         )
         log.debug("recorded cell %d: reads %s writes %s", execution.index, execution.reads, execution.writes)
         return execution

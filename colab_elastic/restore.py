@@ -26,10 +26,11 @@ from .covariables import overlapping
 from .fingerprint import SCHEME, Fingerprint, fingerprint
 from .fingerprint_arrays import StringMemo
 from .history import HistoryGraph
+from .import_clock import ImportClock
 from .lineage import read_latest
 from .manifest import BlobRef, Manifest
 from .namespace import notebook_predicate
-from .planner import Bandwidth, GroupInfo, Plan, plan
+from .planner import MIN_MODULES_TIMED, Bandwidth, GroupInfo, Plan, plan
 from .serialize import load_group
 from .store import Store
 from .streams import will_read
@@ -104,11 +105,17 @@ class RestoreReport:
     # Before any rerun: packages this runtime lacks, install lines replayed, files put back.
     environment: list[str] = field(default_factory=list)
     bytes_read: int = 0
-    read_seconds: float = 0.0
-    rerun_seconds: float = 0.0
+    read_seconds: float = 0.0  # fetching and unpickling the stored values, their imports aside
+    rerun_seconds: float = 0.0  # in the cells rerun
+    import_seconds: float = 0.0  # importing the modules and classes loaded values need
+    modules_imported: int = 0
     # What a rerun took beyond its cell's recorded runtime (median; None: nothing was rerun).
     rerun_overhead: float | None = None
     seconds: float = 0.0
+
+    def per_import(self) -> float | None:
+        """Seconds per module imported, when enough were to say (None: too few)."""
+        return self.import_seconds / self.modules_imported if self.modules_imported >= MIN_MODULES_TIMED else None
 
     @property
     def ok(self) -> bool:
@@ -278,18 +285,19 @@ def _reset(namespace: dict[str, Any], initial: dict[str, Any]) -> None:
 
 
 def _load(ckpt: _Checkpoint, index: int, data: dict[int, bytes], store: Store, namespace: dict[str, Any],
-          report: RestoreReport, strings: StringMemo | None) -> dict[str, Any]:
+          report: RestoreReport, strings: StringMemo | None, clock: ImportClock) -> dict[str, Any]:
     """One group's values: from bytes fetched already, or streamed from storage and checked.
-    The text digests a blob carries go to `strings`, for the verification."""
+    The text digests a blob carries go to `strings`, for the verification; the time its
+    imports take to `clock`."""
     if index in data:
-        return load_group(data[index], namespace, strings)
+        return load_group(data[index], namespace, strings, clock)
     blob = ckpt.entries[index].blob
     if blob is None:
         raise CorruptCheckpointError(f"checkpoint {ckpt.id} at {store.url} lists no blob for group {index}")
-    started = time.perf_counter()
-    values = store.stream_blob(blob.key, blob.digest, blob.size, lambda f: load_group(f, namespace, strings))
+    started, imports = time.perf_counter(), clock.seconds
+    values = store.stream_blob(blob.key, blob.digest, blob.size, lambda f: load_group(f, namespace, strings, clock))
     report.bytes_read += blob.size
-    report.read_seconds += time.perf_counter() - started
+    report.read_seconds += time.perf_counter() - started - (clock.seconds - imports)
     return values
 
 
@@ -329,18 +337,21 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
     report.settings = sorted(settings)
     bar = progress(len(reruns) + sum(len(v) for v in loads.values()), "restore", "step")
     beyond: list[float] = []
+    clock = ImportClock()
+    rerun_seconds = 0.0
     read_next = _read_ahead(store, [blob for step in steps for i in loads.get(step, [])
                                     if i not in data and (blob := ckpt.entries[i].blob) is not None])
     read_next()  # the first streamed blob, read while the reruns and loads before it run
     try:
-        rerun_started = time.perf_counter()
         for step in steps:
             if step in reruns:
                 cell = cells[step]
                 bar.set_postfix_str(f"cell {step}")
                 cell_started = time.perf_counter()
                 outcome = runner.run(cell.code, cell.rng)
-                beyond.append(max(0.0, time.perf_counter() - cell_started - cell.runtime))
+                took = time.perf_counter() - cell_started
+                rerun_seconds += took
+                beyond.append(max(0.0, took - cell.runtime))
                 if outcome.error == "KeyboardInterrupt" and cell.error != "KeyboardInterrupt":
                     # Interrupted while the cell ran (the shell reports it as the cell's error):
                     # the user stopped the restore, so stop it; the caller puts the session back.
@@ -350,13 +361,13 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                     log.info("rerun of cell %d failed: %s", step, outcome.error)
                 bar.update(1)
             elif step in settings:
-                for name, why in applier.apply(cells[step].ambient or "").items():
+                for name, why in clock.timed(applier.apply, cells[step].ambient or "").items():
                     report.unapplied[f"{name} (cell {step})"] = why
             for i in loads.get(step, []):
                 if i not in data:
                     read_next()  # the one after it, read while this one is unpickled
                 try:
-                    values = _load(ckpt, i, data, store, runner.namespace, report, strings)
+                    values = _load(ckpt, i, data, store, runner.namespace, report, strings, clock)
                 except StorageError as exc:  # a streamed blob that is missing, truncated or altered
                     return i, str(exc)
                 except Exception as exc:  # noqa: BLE001 - whatever one group raises, its cells rebuild it
@@ -367,9 +378,10 @@ def _walk(ckpt: _Checkpoint, current: Plan, data: dict[int, bytes], store: Store
                 bar.update(1)
         # The checkpoint's backend, which a rerun may not have chosen again.
         ordered = [e.ambient for e in sorted(ckpt.graph.executions, key=lambda e: e.index) if e.ambient]
-        for name, why in applier.settle(ordered, SETTLED).items():
+        for name, why in clock.timed(applier.settle, ordered, SETTLED).items():
             report.unapplied[name] = why
-        report.rerun_seconds = time.perf_counter() - rerun_started
+        report.rerun_seconds = rerun_seconds
+        report.import_seconds, report.modules_imported = clock.seconds, clock.modules
         if beyond:
             report.rerun_overhead = min(0.1, sorted(beyond)[len(beyond) // 2])
     finally:

@@ -47,11 +47,12 @@ import types
 import warnings
 from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
-from . import text_pickle
+from . import pandas_blocks, text_pickle
 from .frames import FRAMED, FrameWriter, Prefixed, WholeReads, buffers_from, read_exact
 
 if TYPE_CHECKING:
     from .fingerprint_arrays import StringMemo
+    from .import_clock import ImportClock
 
 _PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _BUILTINS = "builtins.__dict__"  # the persistent id of the builtins namespace
@@ -143,7 +144,9 @@ class _Pickler(pickle.Pickler):
         if self.shared_roots and self.shared_roots.get(id(obj)) is obj and (obj.flags.c_contiguous or obj.flags.f_contiguous):
             # The owner of shared memory: numpy's own pickle loads it as a view of a hidden
             # buffer, so it must come back owning its data (and be the `.base` of its views).
-            return _owned_array, (pickle.PickleBuffer(obj), obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
+            # Datetimes export no buffer: their bytes go as int64, `dtype` gives them back their kind.
+            data = obj.view(sys.modules["numpy"].int64) if obj.dtype.kind in "mM" else obj
+            return _owned_array, (pickle.PickleBuffer(data), obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
         if isinstance(obj, types.ModuleType):
             return importlib.import_module, (obj.__name__,)
         if isinstance(obj, types.FunctionType) and obj.__globals__ is self.namespace:
@@ -282,7 +285,8 @@ def _memory_root(arr: Any) -> Any:
 
 
 def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
-    """Base arrays that two or more arrays of the group look into (top level and one level down)."""
+    """Base arrays that two or more arrays of the group look into (top level and one level
+    down, and the arrays inside pandas objects there: frames that share blocks)."""
     np = sys.modules.get("numpy")
     if np is None:
         return {}
@@ -292,6 +296,7 @@ def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
         for candidate in (value, *inner):
             if isinstance(candidate, np.ndarray) and not candidate.dtype.hasobject:
                 arrays.append(candidate)
+    arrays += [arr for arr in pandas_blocks.shared_roots_of(values) if not arr.dtype.hasobject]
     users: dict[int, list[Any]] = {}
     roots: dict[int, Any] = {}
     for arr in arrays:
@@ -377,12 +382,19 @@ def _bound_class(namespace: dict[str, Any], module: str, name: str) -> Any:
     return None
 
 
+def _from_pandas(cls: type) -> bool:
+    return any(getattr(base, "__module__", "").startswith("pandas") for base in cls.__mro__)
+
+
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: BinaryIO, namespace: dict[str, Any], buffers: Any = None) -> None:
+    def __init__(self, file: BinaryIO, namespace: dict[str, Any], buffers: Any = None,
+                 clock: ImportClock | None = None) -> None:
         super().__init__(file, buffers=buffers)
         self.namespace = namespace
+        self.clock = clock
         self.adopted: list[tuple[Any, str, bytes]] = []  # text arrays loaded with their digest
         self.written: list[Any] = []  # text segments read so far without the memo (`text_pickle`)
+        self.pandas = False  # did the pickle name a pandas class (see `pandas_blocks.relink`)
 
     def persistent_load(self, pid: Any) -> Any:
         if pid == _BUILTINS:
@@ -393,7 +405,15 @@ class _Unpickler(pickle.Unpickler):
         if module == __name__ and name == "_text_array":
             return functools.partial(_text_array, self.written, self.adopted)
         found = _bound_class(self.namespace, module, name)
-        return found if found is not None else super().find_class(module, name)
+        if found is not None:  # a notebook's own class, maybe a DataFrame's subclass
+            self.pandas = self.pandas or (isinstance(found, type) and _from_pandas(found))
+            return found
+        self.pandas = self.pandas or module.startswith("pandas")
+        if self.clock is None:
+            return super().find_class(module, name)
+        if module == "importlib" and name == "import_module":
+            return self.clock.import_module  # a module reference: its import is timed when called
+        return self.clock.timed(super().find_class, module, name)
 
 
 def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str, Any],
@@ -409,18 +429,22 @@ def dump_group(values: Mapping[str, Any], file: BinaryIO, namespace: Mapping[str
         raise pickle.PicklingError("a buffer was left without its frame")
 
 
-def load_group(data: bytes | BinaryIO, namespace: dict[str, Any], strings: StringMemo | None = None) -> dict[str, Any]:
+def load_group(data: bytes | BinaryIO, namespace: dict[str, Any], strings: StringMemo | None = None,
+               clock: ImportClock | None = None) -> dict[str, Any]:
     """Read a group written by `dump_group` (bytes, or a file read front to back), resolving
-    notebook names in `namespace`. `strings` is given the text digests the blob carried."""
+    notebook names in `namespace`. `strings` is given the text digests the blob carried;
+    `clock` the time spent importing the modules and classes it names."""
     file = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     start = read_exact(file, len(FRAMED), allow_short=True)
     if start != FRAMED:  # a bare pickle: the bytes read so far are its first ones
-        unpickler = _Unpickler(Prefixed(start, file), namespace)
+        unpickler = _Unpickler(Prefixed(start, file), namespace, clock=clock)
     else:
-        unpickler = _Unpickler(WholeReads(file), namespace, buffers=buffers_from(file))
+        unpickler = _Unpickler(WholeReads(file), namespace, buffers=buffers_from(file), clock=clock)
     values = unpickler.load()
     if not isinstance(values, dict):
         raise pickle.UnpicklingError("blob does not hold a variable group")
+    if unpickler.pandas:  # every frame, Series and Index it made, however deep
+        pandas_blocks.relink(unpickler.memo.copy().values())
     if strings is not None:
         for arr, kind, digest in unpickler.adopted:
             strings.adopt(arr, kind, digest)

@@ -283,9 +283,9 @@ class Session:
         return self._stores[key]
 
     def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None,
-                rerun_overhead: float | None = None) -> None:
-        """Learn speeds from real transfers and a restore's reruns (see `speeds`)."""
-        self.speeds.measure(url, blobs, read, rerun_overhead)
+                rerun_overhead: float | None = None, import_seconds: float | None = None) -> None:
+        """Learn speeds from real transfers and a restore's reruns and imports (see `speeds`)."""
+        self.speeds.measure(url, blobs, read, rerun_overhead, import_seconds)
 
     def ensure_writable(self, store: Store) -> None:
         """Refuse a location we cannot write to, once, up front, in one line."""
@@ -421,7 +421,8 @@ class Session:
         self.recorder.reset_cache()
         self.recorder.adopt(seen)
         self.recorder.discard_pending()  # the cell running the restore must not record the restored names
-        self.measure(target, read=(report.bytes_read, report.read_seconds), rerun_overhead=report.rerun_overhead)
+        self.measure(target, read=(report.bytes_read, report.read_seconds), rerun_overhead=report.rerun_overhead,
+                     import_seconds=report.per_import())
         self._known_blobs[target] = _manifest_blobs(manifest, damaged=report.fallbacks)
         if strict and not report.ok:
             raise RestoreVerificationError(f"strict restore: {report.problem_summary()}", report)

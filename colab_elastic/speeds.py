@@ -1,5 +1,6 @@
 """What a plan's costs are made of, learned in this runtime: each destination's speed from real
-transfers (no probe files), and what a rerun costs beyond its cell's runtime from restores.
+transfers (no probe files), and what a rerun costs beyond its cell's runtime and what importing
+a module takes from restores.
 
 Pure: no IPython, no fsspec; fed with `BlobInfo`s and a restore's timings.
 """
@@ -40,6 +41,7 @@ class Speeds:
         self.checkpoint_weight = checkpoint_weight
         self.measured: dict[str, Bandwidth] = {}
         self.rerun_overhead = Bandwidth().rerun_overhead
+        self.import_seconds: float | None = None  # per module, as the last restore here measured it
 
     def assumed(self, url: str) -> Bandwidth:
         """What `url` is taken to do before any transfer to or from it was timed."""
@@ -50,11 +52,13 @@ class Speeds:
     def bandwidth(self, url: str) -> Bandwidth:
         """What a plan for `url` is made of now."""
         return replace(self.measured.get(url) or self.assumed(url), rerun_overhead=self.rerun_overhead,
+                       import_seconds=self.import_seconds,
                        checkpoint_weight=self.checkpoint_weight)
 
     def measure(self, url: str, blobs: list[BlobInfo] | None = None, read: tuple[int, float] | None = None,
-                rerun_overhead: float | None = None) -> None:
-        """Learn from blobs written to `url`, (bytes, seconds) read from it, a restore's reruns."""
+                rerun_overhead: float | None = None, import_seconds: float | None = None) -> None:
+        """Learn from blobs written to `url`, (bytes, seconds) read from it, a restore's reruns
+        and imports (seconds per module)."""
         current = self.bandwidth(url)
         write, read_bw, latency = current.write, current.read, current.latency
         if blobs:
@@ -78,3 +82,5 @@ class Speeds:
         self.measured[url] = Bandwidth(write, read_bw, latency)
         if rerun_overhead is not None:
             self.rerun_overhead = rerun_overhead
+        if import_seconds is not None:
+            self.import_seconds = import_seconds

@@ -3,12 +3,15 @@ teach what a rerun costs beyond its runtime, and the checkpoint weight trades by
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from colab_elastic.history import HistoryGraph
-from colab_elastic.planner import Bandwidth, GroupInfo, plan
+from colab_elastic.planner import IMPORT_SECONDS, Bandwidth, GroupInfo, plan
 from colab_elastic.session import Session
 from colab_elastic.store import BlobInfo
+from tests.kernels import roundtrip
 
 MB = 1 << 20
 
@@ -104,3 +107,66 @@ def test_speeds_set_in_the_environment_hold_everywhere(tmp_path, monkeypatch):
     session = Session({}, _NoRunner())
     for url in (str(tmp_path), "gs://bucket/x"):
         assert (session.bandwidth(url).write, session.bandwidth(url).read) == (5e6, 0.5e6)
+
+
+def _imports_then_work(work_seconds: float, size: int) -> tuple[HistoryGraph, list[GroupInfo]]:
+    """`import pandas`-like: 400 modules in 0.2 s; then a cell making `x` from it."""
+    graph = HistoryGraph()
+    graph.record("import pkg", 0.2, reads=(), writes={"pkg"}, imports=400)
+    graph.record("x = pkg.make()", work_seconds, reads={"pkg"}, writes={"x"}, imports=3)
+    return graph, [GroupInfo(frozenset({"pkg"}), 0), GroupInfo(frozenset({"x"}), size)]
+
+
+def test_a_restore_that_loads_instead_of_rerunning_still_waits_for_the_imports():
+    # Loading x imports what it needs all the same: 403 modules at the import cell's pace.
+    graph, groups = _imports_then_work(5.0, 10**6)
+    speeds = Bandwidth(write=1e9, read=1e9, latency=0.0, rerun_overhead=0.0)
+    loaded = plan(graph, groups, speeds)
+    assert not loaded.reruns and loaded.import_seconds == pytest.approx(403 * 0.2 / 400)
+    assert loaded.restore_seconds == pytest.approx(0.001 + loaded.import_seconds)
+    # A rerun cell imports inside its own runtime, already counted: only the import cell's
+    # modules are added (loading `pkg` imports them).
+    graph, groups = _imports_then_work(0.001, 10**10)
+    rerun = plan(graph, groups, speeds)
+    assert rerun.reruns == (2,) and rerun.import_seconds == pytest.approx(0.2)
+    assert rerun.restore_seconds == pytest.approx(0.001 + 0.2)
+
+
+def test_import_pace_comes_from_a_restore_when_one_measured_it():
+    graph, groups = _imports_then_work(5.0, 10**6)
+    measured = plan(graph, groups, Bandwidth(write=1e9, read=1e9, latency=0.0, import_seconds=0.004))
+    assert measured.import_seconds == pytest.approx(403 * 0.004)
+    # Without an import cell to bound it, a module is taken to cost IMPORT_SECONDS.
+    graph = HistoryGraph()
+    graph.record("import pkg\nx = pkg.train()", 30.0, reads=(), writes={"pkg", "x"}, imports=500)
+    guessed = plan(graph, [GroupInfo(frozenset({"pkg", "x"}), 10**6)], Bandwidth(write=1e9, read=1e9, latency=0.0))
+    assert guessed.import_seconds == pytest.approx(500 * IMPORT_SECONDS)
+
+
+def test_a_restore_teaches_the_import_pace(session):
+    assert session.bandwidth("file:///x").import_seconds is None
+    session.measure("file:///x", import_seconds=0.003)
+    assert session.bandwidth("gs://bucket/y").import_seconds == 0.003  # a property of the runtime
+
+
+@pytest.mark.kernel
+def test_a_restore_says_what_importing_took_and_the_next_plan_counts_it(tmp_path, kernels):
+    # A package of 61 modules, 5 ms each to import, whose class the stored value is an instance of.
+    package = tmp_path / "slowpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("".join(f"from . import m{i}\n" for i in range(60)) + "from .m0 import Thing\n")
+    for i in range(60):
+        (package / f"m{i}.py").write_text("import time\ntime.sleep(0.005)\n"
+                                         + ("class Thing:\n    def __init__(self, n):\n        self.n = n\n" if i == 0 else ""))
+    trip = roundtrip(tmp_path, ["import slowpkg", "thing = slowpkg.Thing(3)"])
+    kernels.append(trip.kernel)
+    trip.assert_identical()
+    # Before any restore: at most IMPORT_SECONDS a module (the import cell took more).
+    assert re.search(r"restore \d+ ms with 61 ms of imports", trip.checkpoint.text), trip.checkpoint.text
+    imported = re.search(r"(\d+) ms importing (\d+) modules", trip.restore.text)
+    assert imported is not None and int(imported[2]) >= 61 and int(imported[1]) >= 300, trip.restore.text
+    # The restore measured 5 ms a module: the next plan here counts that.
+    planned = trip.kernel.run("print(__import__('colab_elastic.extension', fromlist=['current'])"
+                              ".current().session.plan().import_seconds)")
+    planned.raise_for_error()
+    assert float(planned.stdout) >= 0.3

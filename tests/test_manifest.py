@@ -69,7 +69,7 @@ def _real_checkpoint(folder: Path, cwd: Path, file_name: str = "data.csv") -> St
     graph = HistoryGraph()
     recorder = Recorder(namespace, graph)
     namespace["numbers"] = list(range(2000))
-    graph.record("numbers = list(range(2000))", 5.0, reads=[], writes=["numbers"])
+    graph.record("numbers = list(range(2000))", 5.0, reads=[], writes=["numbers"], imports=25)
     namespace["text"] = data.read_text()
     graph.record("text = open('data.csv').read()", 0.001, reads=[], writes=["text"])
     files = FileLog(cwd=str(cwd))
@@ -105,7 +105,7 @@ def _commit(folder: Path, manifest: Any) -> None:
 def test_a_real_manifest_round_trips_exactly(real):
     _, data = real
     manifest = Manifest.from_json(json.dumps(data).encode())
-    assert manifest.format == FORMAT == 2
+    assert manifest.format == FORMAT == 3
     assert manifest.to_json() == data
     assert Manifest.from_json(manifest.to_json()) == manifest
     assert manifest.files is not None and manifest.files.entries[0].rel == "data.csv"
@@ -130,6 +130,18 @@ def test_format_1_is_still_read(real):
     del data["covers_cell"], data["environment"]
     manifest = Manifest.from_json(data)
     assert manifest.format == 1 and manifest.covers_cell == len(manifest.graph.executions) - 1
+
+
+def test_format_2_is_still_read_without_the_imports_of_format_3(real):
+    data = copy.deepcopy(real[1])
+    assert any(e["imports"] for e in data["graph"]["executions"]) and data["plan"]["import_seconds"] > 0
+    data["format"] = 2
+    for execution in data["graph"]["executions"]:
+        del execution["imports"]
+    del data["plan"]["import_seconds"]
+    manifest = Manifest.from_json(data)
+    assert manifest.format == 2 and manifest.plan.import_seconds == 0.0
+    assert all(e.imports == 0 for e in manifest.graph.executions)
 
 
 def test_a_newer_format_is_refused_with_the_upgrade_to_make(real, tmp_path):

@@ -134,6 +134,12 @@ def test_successful_restore_report():
     assert "df, view" in text and "model" in text
 
 
+def test_a_restore_report_says_what_importing_took_apart_from_loads_and_reruns():
+    text = restore_text(_restore(import_seconds=1.2, modules_imported=1400))
+    assert "1 recomputed by rerunning 2 cells (2.7 s), 1.2 s importing 1400 modules;" in text
+    assert "importing" not in restore_text(_restore(import_seconds=0.01, modules_imported=3))
+
+
 def test_restore_report_with_problems_names_each_one():
     report = _restore(
         failures=[CellFailure(3, "model = fit(x)", "ValueError: <bad> input", "Traceback (most recent call last):\n  ...\nValueError: <bad> input\n")],
