@@ -50,9 +50,9 @@ def _blocks(frame: Any) -> list[Any]:
     return list(getattr(manager, "blocks", ()))
 
 
-def _arrays(block: Any) -> Iterator[Any]:
+def _arrays(values: Any) -> Iterator[Any]:
+    """The numpy arrays holding `values` (a block's, or an Index's `_data`)."""
     np = sys.modules["numpy"]
-    values = block.values
     if isinstance(values, np.ndarray):
         yield values
         return
@@ -66,7 +66,7 @@ def block_arrays(value: Any) -> list[Any]:
     """The numpy arrays holding the data of the pandas objects in `value`."""
     if "numpy" not in sys.modules:
         return []
-    return [arr for frame in frames(value) for block in _blocks(frame) for arr in _arrays(block)]
+    return [arr for frame in frames(value) for block in _blocks(frame) for arr in _arrays(block.values)]
 
 
 def _root(arr: Any) -> Any:
@@ -90,10 +90,11 @@ def relink(objects: Iterable[Any]) -> int:
     for obj in objects:
         if isinstance(obj, (pd.DataFrame, pd.Series)):
             for block in _blocks(obj):
-                for arr in _arrays(block):
+                for arr in _arrays(block.values):
                     blocks.setdefault(id(_root(arr)), {})[id(block)] = block
         elif isinstance(obj, pd.Index):
-            for arr in _index_arrays(obj):
+            # From the instance itself: a RangeIndex would build its `_data` when asked.
+            for arr in _arrays(getattr(obj, "__dict__", {}).get("_data")):
                 indexes.setdefault(id(_root(arr)), {})[id(obj)] = obj
     linked = 0
     for root, sharers in blocks.items():
@@ -127,18 +128,6 @@ def relink(objects: Iterable[Any]) -> int:
             if hasattr(index, "_references"):  # a Series made from it later joins the record
                 index._references = record
     return linked
-
-
-def _index_arrays(index: Any) -> Iterator[Any]:
-    np = sys.modules["numpy"]
-    data = getattr(index, "_data", None)
-    if isinstance(data, np.ndarray):
-        yield data
-        return
-    for attribute in _DATA_ATTRIBUTES:
-        found = getattr(data, attribute, None)
-        if isinstance(found, np.ndarray):
-            yield found
 
 
 def shared_roots_of(values: Mapping[str, Any]) -> list[Any]:
