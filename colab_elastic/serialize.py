@@ -47,7 +47,7 @@ import types
 import warnings
 from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
-from . import pandas_blocks, text_pickle
+from . import shared_arrays, text_pickle
 from .frames import FRAMED, FrameWriter, Prefixed, WholeReads, buffers_from, read_exact
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class _Pickler(pickle.Pickler):
 
     def notebook_rule(self, obj: Any) -> Any:
         if self.shared_roots and type(obj).__name__ == "ndarray" and obj.base is not None:
-            root = _memory_root(obj)
+            root = shared_arrays.memory_root(obj)
             if id(root) in self.shared_roots and root is not obj:
                 start = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
                 return _array_view, (root, start, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
@@ -276,14 +276,6 @@ def _lookup(namespace: Mapping[str, Any], qualname: str) -> Any:
     return value
 
 
-def _memory_root(arr: Any) -> Any:
-    """The array that owns the memory a view looks at (numpy collapses chains of views)."""
-    base = arr
-    while type(getattr(base, "base", None)).__name__ == "ndarray":
-        base = base.base
-    return base
-
-
 def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
     """Base arrays that two or more arrays of the group look into (top level and one level
     down, and the arrays inside pandas objects there: frames that share blocks)."""
@@ -296,11 +288,11 @@ def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
         for candidate in (value, *inner):
             if isinstance(candidate, np.ndarray) and not candidate.dtype.hasobject:
                 arrays.append(candidate)
-    arrays += [arr for arr in pandas_blocks.shared_roots_of(values) if not arr.dtype.hasobject]
+    arrays += [arr for arr in shared_arrays.pandas_arrays(values) if not arr.dtype.hasobject]
     users: dict[int, list[Any]] = {}
     roots: dict[int, Any] = {}
     for arr in arrays:
-        root = _memory_root(arr)
+        root = shared_arrays.memory_root(arr)
         if isinstance(root, np.ndarray) and root.base is None:
             roots[id(root)] = root
             users.setdefault(id(root), []).append(arr)
@@ -394,7 +386,7 @@ class _Unpickler(pickle.Unpickler):
         self.clock = clock
         self.adopted: list[tuple[Any, str, bytes]] = []  # text arrays loaded with their digest
         self.written: list[Any] = []  # text segments read so far without the memo (`text_pickle`)
-        self.pandas = False  # did the pickle name a pandas class (see `pandas_blocks.relink`)
+        self.pandas = False  # did the pickle name a pandas class (see `shared_arrays.relink`)
 
     def persistent_load(self, pid: Any) -> Any:
         if pid == _BUILTINS:
@@ -444,7 +436,7 @@ def load_group(data: bytes | BinaryIO, namespace: dict[str, Any], strings: Strin
     if not isinstance(values, dict):
         raise pickle.UnpicklingError("blob does not hold a variable group")
     if unpickler.pandas:  # every frame, Series and Index it made, however deep
-        pandas_blocks.relink(unpickler.memo.copy().values())
+        shared_arrays.relink(unpickler.memo.copy().values())
     if strings is not None:
         for arr, kind, digest in unpickler.adopted:
             strings.adopt(arr, kind, digest)

@@ -1,4 +1,5 @@
-"""The numpy arrays inside pandas objects, and pandas' copy-on-write bookkeeping after a load.
+"""Arrays that share memory: the array owning a view's memory, the numpy arrays inside pandas
+objects, and pandas' copy-on-write bookkeeping after a load.
 
 Under copy-on-write (always in pandas 3; in pandas 2 with `mode.copy_on_write`), a frame made
 from another without a copy (`sub = df[["a", "b"]]`, `df.reset_index()`, a merge that keeps
@@ -69,7 +70,8 @@ def block_arrays(value: Any) -> list[Any]:
     return [arr for frame in frames(value) for block in _blocks(frame) for arr in _arrays(block.values)]
 
 
-def _root(arr: Any) -> Any:
+def memory_root(arr: Any) -> Any:
+    """The array that owns the memory a view looks at (numpy collapses chains of views)."""
     while type(getattr(arr, "base", None)).__name__ == "ndarray":
         arr = arr.base
     return arr
@@ -91,11 +93,11 @@ def relink(objects: Iterable[Any]) -> int:
         if isinstance(obj, (pd.DataFrame, pd.Series)):
             for block in _blocks(obj):
                 for arr in _arrays(block.values):
-                    blocks.setdefault(id(_root(arr)), {})[id(block)] = block
+                    blocks.setdefault(id(memory_root(arr)), {})[id(block)] = block
         elif isinstance(obj, pd.Index):
             # From the instance itself: a RangeIndex would build its `_data` when asked.
             for arr in _arrays(getattr(obj, "__dict__", {}).get("_data")):
-                indexes.setdefault(id(_root(arr)), {})[id(obj)] = obj
+                indexes.setdefault(id(memory_root(arr)), {})[id(obj)] = obj
     linked = 0
     for root, sharers in blocks.items():
         views = indexes.get(root, {})
@@ -130,6 +132,6 @@ def relink(objects: Iterable[Any]) -> int:
     return linked
 
 
-def shared_roots_of(values: Mapping[str, Any]) -> list[Any]:
+def pandas_arrays(values: Mapping[str, Any]) -> list[Any]:
     """The arrays of the pandas objects among a group's values (see `serialize._shared_roots`)."""
     return [arr for value in values.values() for arr in block_arrays(value)]
