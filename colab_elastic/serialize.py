@@ -435,7 +435,7 @@ def load_group(data: bytes | BinaryIO, namespace: dict[str, Any], strings: Strin
     values = unpickler.load()
     if not isinstance(values, dict):
         raise pickle.UnpicklingError("blob does not hold a variable group")
-    if unpickler.pandas:  # every frame, Series and Index it made, however deep
+    if unpickler.pandas and shared_arrays.copy_on_write():  # every frame, Series and Index it made, however deep
         shared_arrays.relink(unpickler.memo.copy().values())
     if strings is not None:
         for arr, kind, digest in unpickler.adopted:
