@@ -10,15 +10,18 @@ from __future__ import annotations
 import pickle
 import struct
 import sys
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
+
+from .pages import fill
 
 # A group's blob: this mark, then the pickle with each large buffer (array and Arrow data, out
 # of band) written right after the pickle frame that asks for it, as its length and its bytes.
 # The unpickler reads a frame whole before it runs it, so when it asks for a buffer the file is
 # just past that frame: the buffer is read there, straight into memory numpy allocates (huge
 # pages on Linux, where the pickle's own `bytearray` faults in every 4 kB page: 4.9 against
-# 1.9 GB/s for a 1 GB array from the page cache). Both ways stream: nothing is held whole. A
-# blob that starts as a bare pickle (written before this frame) is read as one.
+# 1.9 GB/s for a 1 GB array from the page cache; `pages` moves to 4 kB pages while huge ones
+# fault in slowly). Both ways stream: nothing is held whole. A blob that starts as a bare
+# pickle (written before this frame) is read as one.
 FRAMED = b"\x00colab-elastic-frames\x00"
 _OUT_OF_BAND = 1 << 20  # smaller buffers stay inside the pickle
 _SIZE = struct.Struct("<Q")
@@ -103,19 +106,17 @@ def _new_buffer(size: int) -> Any:
 
 
 def _fill(file: Any, buffer: Any) -> None:
-    view = memoryview(buffer).cast("B")
-    done = 0
-    readinto = getattr(file, "readinto", None)
-    while done < len(view):
-        if readinto is not None:
-            n = readinto(view[done:])
-        else:
-            chunk = file.read(min(len(view) - done, 8 << 20))
-            n = len(chunk)
-            view[done:done + n] = chunk
-        if not n:
-            raise pickle.UnpicklingError("blob ends inside a buffer")
-        done += n
+    if fill(getattr(file, "readinto", None) or _copying_reader(file), buffer) != memoryview(buffer).nbytes:
+        raise pickle.UnpicklingError("blob ends inside a buffer")
+
+
+def _copying_reader(file: Any) -> Callable[[memoryview], int]:
+    """`readinto` for a file that only has `read`: through chunks of 8 MB."""
+    def readinto(view: memoryview) -> int:
+        chunk = file.read(min(len(view), 8 << 20))
+        view[:len(chunk)] = chunk
+        return len(chunk)
+    return readinto
 
 
 class Prefixed:

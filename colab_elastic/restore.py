@@ -30,6 +30,7 @@ from .import_clock import ImportClock
 from .lineage import read_latest
 from .manifest import BlobRef, Manifest
 from .namespace import notebook_predicate
+from .pages import one_restore
 from .planner import MIN_MODULES_TIMED, Bandwidth, GroupInfo, Plan, plan
 from .serialize import load_group
 from .store import Store
@@ -220,7 +221,8 @@ def restore(
     current = ckpt.plan if not unstorable else _replan(ckpt, unstorable)
     for _attempt in range(len(ckpt.entries) + 1):
         try:
-            failed = _walk(ckpt, current, data, store, runner, report, progress, strings)
+            with one_restore():  # what one buffer learns of the pages, the next starts from
+                failed = _walk(ckpt, current, data, store, runner, report, progress, strings)
         except BaseException:
             # Interrupted (Ctrl-C, a kill of the cell) or broken mid-walk: never leave the
             # namespace half-restored. The session is as before; the restore can be run again.
