@@ -147,7 +147,9 @@ class ArrayHashing:
         data = own["_pa_array"]
         digest = self.strings.arrow(data) if self.strings is not None else None
         if digest is None:
-            whole = data.combine_chunks() if hasattr(data, "combine_chunks") else data
+            whole = self.strings.arrow_whole(data) if self.strings is not None else None
+            if whole is None:
+                whole = data.combine_chunks() if hasattr(data, "combine_chunks") else data
             digest = self.content_of(whole)
             if self.strings is not None:
                 self.strings.remember_arrow(data, digest)
@@ -269,6 +271,7 @@ class StringMemo:
         self._entries: dict[int, tuple[weakref.ref, MemoEntry]] = {}
         self._by_pointers: dict[bytes, int] = {}  # pointer digest -> id of the newest array with them
         self._arrow: dict[int, tuple[weakref.ref, str]] = {}  # id of an Arrow array -> its digest
+        self._arrow_whole: dict[int, tuple[weakref.ref, Any]] = {}  # id -> the one-chunk array it wraps
         self._held = 0
         self._lock = threading.Lock()
 
@@ -360,9 +363,28 @@ class StringMemo:
         with self._lock:
             self._arrow[key] = (ref, digest)
 
+    def adopt_arrow(self, data: Any, whole: Any) -> None:
+        """Vouch that `data` (an Arrow chunked array a restore just unpickled) holds exactly
+        `whole`, the array pandas pickled (its chunks combined when stored): its digest is
+        `whole`'s, without combining its chunks again (a copy of every text column)."""
+        key = id(data)
+        try:
+            ref = weakref.ref(data, lambda _, key=key: self._forget_arrow(key))
+        except TypeError:
+            return
+        with self._lock:
+            self._arrow_whole[key] = (ref, whole)
+
+    def arrow_whole(self, data: Any) -> Any:
+        """What `adopt_arrow` vouched `data` holds, or None."""
+        with self._lock:
+            found = self._arrow_whole.get(id(data))
+        return found[1] if found is not None and found[0]() is data else None
+
     def _forget_arrow(self, key: int) -> None:
         with self._lock:
             self._arrow.pop(key, None)
+            self._arrow_whole.pop(key, None)
 
     def set_content(self, entry: MemoEntry | None, digest: bytes) -> None:
         if entry is not None:
@@ -407,6 +429,7 @@ class StringMemo:
             self._entries.clear()
             self._by_pointers.clear()
             self._arrow.clear()
+            self._arrow_whole.clear()
             self._held = 0
 
 

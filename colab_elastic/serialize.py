@@ -444,11 +444,17 @@ def load_group(data: bytes | BinaryIO, namespace: dict[str, Any], strings: Strin
     values = unpickler.load()
     if not isinstance(values, dict):
         raise pickle.UnpicklingError("blob does not hold a variable group")
-    if unpickler.pandas and shared_arrays.copy_on_write():  # every frame, Series and Index it made, however deep
-        shared_arrays.relink(unpickler.memo.copy().values())
+    relink = unpickler.pandas and shared_arrays.copy_on_write()
+    # Every object the load made, however deep: for pandas' record of shared blocks, and the
+    # Arrow data pandas pickled whole.
+    made = unpickler.memo.copy().values() if unpickler.pandas and (relink or strings is not None) else ()
+    if relink:
+        shared_arrays.relink(made)
     if strings is not None:
         for arr, kind, digest in unpickler.adopted:
             strings.adopt(arr, kind, digest)
+        for data, whole in shared_arrays.arrow_wholes(made):
+            strings.adopt_arrow(data, whole)
     return values
 
 

@@ -58,6 +58,8 @@ def _arrays(values: Any) -> Iterator[Any]:
         yield values
         return
     for attribute in _DATA_ATTRIBUTES:
+        if isinstance(getattr(type(values), attribute, None), property):
+            continue  # computed, not held (pandas 2's ArrowStringArray._data warns it is deprecated)
         found = getattr(values, attribute, None)
         if isinstance(found, np.ndarray):
             yield found
@@ -75,6 +77,21 @@ def memory_root(arr: Any) -> Any:
     while type(getattr(arr, "base", None)).__name__ == "ndarray":
         arr = arr.base
     return arr
+
+
+def arrow_wholes(objects: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    """The Arrow data of pandas' Arrow-backed arrays among `objects` (every object a load
+    made), each with the one array it holds: what pandas pickled, its chunks combined when
+    stored (`ArrowExtensionArray.__getstate__`), wrapped again as one chunk on load."""
+    pd = sys.modules.get("pandas")
+    arrow = getattr(getattr(pd, "arrays", None), "ArrowExtensionArray", None)
+    if arrow is None:
+        return
+    for obj in objects:
+        if isinstance(obj, arrow):
+            data = getattr(obj, "__dict__", {}).get("_pa_array")
+            if getattr(data, "num_chunks", None) == 1:
+                yield data, data.chunk(0)
 
 
 def relink(objects: Iterable[Any]) -> int:

@@ -219,6 +219,28 @@ def test_arrow_backed_columns_hash_alike_in_any_chunks_and_are_not_copied_again(
     assert fingerprint(two, strings=memo).content == fingerprint(two).content != again.content
 
 
+
+def test_a_loaded_arrow_column_is_digested_as_loaded_not_combined_again():
+    """pandas pickles an Arrow column with its chunks combined, and wraps that one array again
+    on load: the restore's verification digests that array, instead of combining the column
+    into a fresh copy (every text column, in memory that must fault in), and finds the
+    digest recorded before the checkpoint."""
+    pa = pytest.importorskip("pyarrow")
+    one = pd.DataFrame({"name": pd.Series(column(), dtype="string[pyarrow]"), "x": np.arange(N)})
+    two = pd.concat([one.iloc[: N // 2], one.iloc[N // 2:]])  # two chunks: combining copies them
+    recorded = fingerprint(two).content
+    memo = StringMemo()
+    loaded = _round_trip({"t": two}, None, memo)["t"]
+    data = loaded["name"].array._pa_array
+    whole = memo.arrow_whole(data)
+    assert isinstance(whole, pa.Array) and data.num_chunks == 1
+    assert [b.address for b in whole.buffers() if b] == [b.address for b in data.chunk(0).buffers() if b]
+    assert fingerprint(loaded, strings=memo).content == recorded
+    assert memo.arrow_whole(two["name"].array._pa_array) is None  # not made by a load: combined
+    loaded.iloc[3, 0] = "changed"  # a new Arrow array: digested afresh
+    assert fingerprint(loaded, strings=memo).content == fingerprint(loaded).content != recorded
+
+
 # A checkpoint's blob carries the digests of its text columns --------------------------------
 def _round_trip(values: dict, memo: StringMemo | None, into: StringMemo | None) -> dict:
     import io
