@@ -17,9 +17,10 @@ So a large buffer is filled in timed slices (`fill`), and the choice is made aga
   else the next probe waits twice as long (up to `MOST_BETWEEN` slices).
 Within `one_restore()` what was learned carries from one buffer to the next (a restore's buffers
 come from the same memory within seconds); each restore starts on huge pages again. Measured on
-the benchmark VM, 1 GB from the page cache, fresh processes: huge pages only 0.30-2.77 s, 4 kB
-pages only 0.60-0.79 s, this 0.28-0.97 s (13 runs each way, interleaved); in one process, 6
-loads in a row: 0.34-0.58 s against 0.24-2.73 s.
+the benchmark VM, 1 GB from the page cache in fresh processes, interleaved: huge pages only
+0.30-2.77 s (7 runs), 4 kB pages only 0.60-0.79 s (5), this 0.28-0.97 s (10); 6 loads in a row
+in one process: this 0.34-0.58 s, huge pages only 0.24-2.73 s; from the disk (page cache
+emptied): huge pages only 2.09-2.46 s, 4 kB pages only 0.84-1.15 s, this 0.65-1.20 s.
 
 Pure: no IPython, no fsspec. Linux only; elsewhere a buffer is filled as numpy made it.
 """
