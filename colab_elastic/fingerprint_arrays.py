@@ -350,36 +350,34 @@ class StringMemo:
 
     def arrow(self, data: Any) -> str | None:
         """The digest remembered for this very Arrow array (immutable: same object, same data)."""
-        with self._lock:
-            found = self._arrow.get(id(data))
-        return found[1] if found is not None and found[0]() is data else None
+        return self._arrow_known(self._arrow, data)
 
     def remember_arrow(self, data: Any, digest: str) -> None:
-        key = id(data)
-        try:
-            ref = weakref.ref(data, lambda _, key=key: self._forget_arrow(key))
-        except TypeError:
-            return
-        with self._lock:
-            self._arrow[key] = (ref, digest)
+        self._arrow_note(self._arrow, data, digest)
 
     def adopt_arrow(self, data: Any, whole: Any) -> None:
         """Vouch that `data` (an Arrow chunked array a restore just unpickled) holds exactly
         `whole`, the array pandas pickled (its chunks combined when stored): its digest is
         `whole`'s, without combining its chunks again (a copy of every text column)."""
+        self._arrow_note(self._arrow_whole, data, whole)
+
+    def arrow_whole(self, data: Any) -> Any:
+        """What `adopt_arrow` vouched `data` holds, or None."""
+        return self._arrow_known(self._arrow_whole, data)
+
+    def _arrow_known(self, table: dict[int, tuple[weakref.ref, Any]], data: Any) -> Any:
+        with self._lock:
+            found = table.get(id(data))
+        return found[1] if found is not None and found[0]() is data else None
+
+    def _arrow_note(self, table: dict[int, tuple[weakref.ref, Any]], data: Any, value: Any) -> None:
         key = id(data)
         try:
             ref = weakref.ref(data, lambda _, key=key: self._forget_arrow(key))
         except TypeError:
             return
         with self._lock:
-            self._arrow_whole[key] = (ref, whole)
-
-    def arrow_whole(self, data: Any) -> Any:
-        """What `adopt_arrow` vouched `data` holds, or None."""
-        with self._lock:
-            found = self._arrow_whole.get(id(data))
-        return found[1] if found is not None and found[0]() is data else None
+            table[key] = (ref, value)
 
     def _forget_arrow(self, key: int) -> None:
         with self._lock:

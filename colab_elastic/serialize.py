@@ -144,9 +144,8 @@ class _Pickler(pickle.Pickler):
         if self.shared_roots and self.shared_roots.get(id(obj)) is obj and (obj.flags.c_contiguous or obj.flags.f_contiguous):
             # The owner of shared memory: numpy's own pickle loads it as a view of a hidden
             # buffer, so it must come back owning its data (and be the `.base` of its views).
-            # Datetimes export no buffer: their bytes go as int64, `dtype` gives them back their kind.
-            data = obj.view(sys.modules["numpy"].int64) if obj.dtype.kind in "mM" else obj
-            return _owned_array, (pickle.PickleBuffer(data), obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
+            return _owned_array, (pickle.PickleBuffer(_memory_bytes(obj)), obj.shape, obj.strides, obj.dtype,
+                                  obj.flags.writeable)
         if isinstance(obj, types.ModuleType):
             return importlib.import_module, (obj.__name__,)
         if isinstance(obj, types.FunctionType) and obj.__globals__ is self.namespace:
@@ -299,6 +298,12 @@ def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
     return {key: roots[key] for key, found in users.items() if len({id(a) for a in found}) > 1}
 
 
+def _memory_bytes(arr: Any) -> Any:
+    """A C- or Fortran-contiguous array's memory as bytes, in memory order, whatever its dtype
+    (datetimes, and records holding them, export no buffer of their own)."""
+    return (arr if arr.flags.c_contiguous else arr.T).reshape(-1).view(sys.modules["numpy"].uint8)
+
+
 def _owned_array(data: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, writeable: bool) -> Any:
     np = sys.modules["numpy"]
     # Copied out of the pickle's buffer (in the same C or Fortran layout, so the views' byte
@@ -309,8 +314,7 @@ def _owned_array(data: Any, shape: tuple[int, ...], strides: tuple[int, ...], dt
     if arr.nbytes >= pages.HUGE:
         source = memoryview(data).cast("B")
         arr = np.empty(shape, dtype=dtype, order="C" if arr.flags.c_contiguous else "F")
-        raw = arr.view(np.int64) if dtype.kind in "mM" else arr  # datetimes export no buffer
-        pages.copy_into(source, raw if raw.flags.c_contiguous else raw.T)
+        pages.copy_into(source, _memory_bytes(arr))
     else:
         arr = arr.copy(order="K")
     if not writeable:

@@ -266,7 +266,7 @@ def test_a_group_loads_whole_from_a_file_on_small_pages(tmp_path, monkeypatch: p
 
 
 @linux
-@pytest.mark.parametrize("order", ["C", "F", "datetime"])
+@pytest.mark.parametrize("order", ["C", "F", "datetime", "structured"])
 def test_a_large_shared_root_is_copied_owning_onto_the_pages_found_faster(order: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The owner of memory its views share comes back owning a copy of the loaded bytes
     (`serialize._owned_array`): that copy faults in fresh memory too, so it goes slice by slice."""
@@ -278,13 +278,18 @@ def test_a_large_shared_root_is_copied_owning_onto_the_pages_found_faster(order:
         root = np.asfortranarray(root)
     elif order == "datetime":
         root = (rng.integers(0, 10**9, root.shape) * 10**6).astype("datetime64[us]")
-    values = {"root": root, "part": root[100:200, 3:9]}
+    elif order == "structured":  # a datetime field: no buffer of the whole exists either
+        root = np.zeros(root.size // 2, dtype=[("t", "datetime64[s]"), ("x", "f8")])  # 16 MB
+        root["x"] = rng.random(root.size)
+        root["t"] = rng.integers(0, 10**9, root.size).astype("datetime64[s]")
+    values = {"root": root, "part": root[100:200, 3:9] if root.ndim == 2 else root[100:900]}
     file = io.BytesIO()
     dump_group(values, file, {})
     file.seek(0)
     with pages.one_restore():
         loaded = load_group(file, {})
     assert loaded["root"].flags.owndata and loaded["part"].base is loaded["root"]
-    assert loaded["root"].flags.f_contiguous == (order == "F") and loaded["root"].dtype == root.dtype
+    assert loaded["root"].dtype == root.dtype
+    assert (loaded["root"].flags.c_contiguous, loaded["root"].flags.f_contiguous) == (root.flags.c_contiguous, root.flags.f_contiguous)
     assert np.array_equal(loaded["root"], root) and np.array_equal(loaded["part"], values["part"])
     assert "nh" in vm_flags(address_of(loaded["root"], 12 * MB))  # moved after the first slice
