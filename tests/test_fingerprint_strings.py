@@ -231,6 +231,7 @@ def test_a_loaded_arrow_column_is_digested_as_loaded_not_combined_again():
     recorded = fingerprint(two).content
     memo = StringMemo()
     loaded = _round_trip({"t": two}, None, memo)["t"]
+    pd.testing.assert_frame_equal(loaded, two)  # the values, by pandas' own equality
     data = loaded["name"].array._pa_array
     whole = memo.arrow_whole(data)
     assert isinstance(whole, pa.Array) and data.num_chunks == 1
