@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 import time
 from typing import Callable
 
@@ -23,7 +22,8 @@ import pytest
 from colab_elastic import pages
 from colab_elastic.serialize import dump_group, load_group
 
-linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and smaps are Linux's")
+linux = pytest.mark.skipif(not os.path.isdir("/sys/kernel/mm/transparent_hugepage"),
+                           reason="needs Linux with transparent huge pages (madvise, smaps)")
 MB = 1 << 20
 GB = 1e9
 
