@@ -89,8 +89,15 @@ def test_two_figures_share_what_the_walk_says_they_share():
     # (matplotlib's cached unit paths, rcParams' font lists) is found by the walk too.
     one, _ = _figure()
     other, _ = _figure()
-    walked = fingerprint({"one": one}).objects & fingerprint({"other": other}).objects
-    assert fingerprint(one).objects & fingerprint(other).objects == walked
+    # Ids are compared across four walks: an id left by a temporary one walk made can meet an
+    # object of a later walk at the same address (seen once in CI). That is chance, a real
+    # disagreement is not: it fails every attempt.
+    for _attempt in range(3):
+        walked = fingerprint({"one": one}).objects & fingerprint({"other": other}).objects
+        if fingerprint(one).objects & fingerprint(other).objects == walked:
+            break
+    else:
+        assert fingerprint(one).objects & fingerprint(other).objects == walked
 
 
 def test_every_object_counted_as_shared_is_part_of_the_figure():
