@@ -307,16 +307,12 @@ def _memory_bytes(arr: Any) -> Any:
 def _owned_array(data: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, writeable: bool) -> Any:
     np = sys.modules["numpy"]
     # Copied out of the pickle's buffer (in the same C or Fortran layout, so the views' byte
-    # offsets still hold): the result owns its memory, like the original. Large ones are
-    # copied a slice at a time onto the pages `pages` finds faster (a copy faults in fresh
+    # offsets still hold): the result owns its memory, like the original. `pages` copies a
+    # large one a slice at a time onto the pages it finds faster (a copy faults in fresh
     # memory as a read does).
-    arr = np.ndarray(shape, dtype=dtype, buffer=data, strides=strides)
-    if arr.nbytes >= pages.HUGE:
-        source = memoryview(data).cast("B")
-        arr = np.empty(shape, dtype=dtype, order="C" if arr.flags.c_contiguous else "F")
-        pages.copy_into(source, _memory_bytes(arr))
-    else:
-        arr = arr.copy(order="K")
+    stored = np.ndarray(shape, dtype=dtype, buffer=data, strides=strides)
+    arr = np.empty(shape, dtype=dtype, order="C" if stored.flags.c_contiguous else "F")
+    pages.copy_into(memoryview(data).cast("B"), _memory_bytes(arr))
     if not writeable:
         arr.flags.writeable = False
     return arr

@@ -8,7 +8,9 @@ write through one frame copies first, so the others never see it. A checkpoint s
 frames as one group with their arrays still shared (`serialize` finds them here); after the
 load, `relink` puts the blocks that look into one memory back into one pandas record of
 sharers. Without it, the first write through one frame would reach the others, which it
-never did before. Pure: pandas and numpy only from `sys.modules`.
+never did before. `arrow_wholes` names, among the objects a load made, the Arrow data that
+holds exactly the one array pandas pickled (what a verification may digest as it stands).
+Pure: pandas and numpy only from `sys.modules`.
 """
 
 from __future__ import annotations
