@@ -240,12 +240,18 @@ _installed = False
 _EVENTS = frozenset({"open", "os.remove", "os.rename"})
 
 
+# The import system's own frames: a module it reads is read for whoever imported it.
+_IMPORT_MACHINERY = ("importlib.", "_frozen_importlib")
+
+
 def _opened_by_us() -> bool:
-    """Is the code that opened the file colab_elastic's own (a snapshot `compare` writes, say)?
-    Only asked for files that passed the cheap filters: a few frames up, not on every open."""
+    """Is the code that opened the file colab_elastic's own (a snapshot `compare` writes, or a
+    module of ours imported on first use while a cell's events run)? Only asked for files that
+    passed the cheap filters: a few frames up, not on every open."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
-        frame = frame.f_back  # our own hook's frames
+    while frame is not None and (frame.f_globals.get("__name__") == __name__
+                                 or str(frame.f_globals.get("__name__", "")).startswith(_IMPORT_MACHINERY)):
+        frame = frame.f_back  # our own hook's frames, then the import system's
     return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("colab_elastic.")
 
 

@@ -156,6 +156,30 @@ def test_the_hook_is_silent_when_unloaded(tmp_path):
     assert 1 not in log.cells
 
 
+def test_a_module_we_import_is_not_the_cells_read_but_the_users_is(tmp_path, monkeypatch):
+    """A module in the working folder imported by the user's code is a file the cell read (a
+    new runtime may lack it); the same kind of file imported by our own code, on first use
+    while a cell's events run (colab_elastic checked out in the working folder), is not."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    for name in ("users_mod_zz", "ours_mod_zz"):
+        (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    ours: dict = {"__name__": "colab_elastic.lazy_zz"}
+    exec("def load():\n    import ours_mod_zz\n", ours)
+    log = FileLog(str(tmp_path))
+    files.install_hook(log)
+    try:
+        log.begin("import users_mod_zz")
+        import users_mod_zz  # noqa: F401 - the user's import, as a cell would run it
+        ours["load"]()
+        log.end(1)
+    finally:
+        files.install_hook(None)
+    read = {os.path.basename(p) for p in log.cells[1].reads}
+    assert read == {"users_mod_zz.py"}
+
+
 # Real kernels ----------------------------------------------------------------------------------
 def _working_kernel(tmp_path: Path, kernels: list, cells: list[str], env: dict[str, str]) -> tuple[Path, Kernel]:
     """A kernel in the working folder `tmp_path/a` that has run `cells` after `%load_ext`."""
