@@ -38,11 +38,6 @@ INFINITE = 10**21  # ticks: more than all finite capacities together, so an infi
 # less if a cell that imported many modules (an import cell) took less per module. On the 2-core
 # benchmark VM, numpy + pandas + scikit-learn (~1,400 modules) import in 0.7-1.2 s.
 IMPORT_SECONDS = 1e-3
-# A cell that imported many modules imported them in its runtime, up to this much a module
-# (beyond, the cell did other work): its runtime is its imports' best estimate. The same VM
-# measured 1.2 ms a module for a scikit-learn import cell (1,444 modules in 1.7 s) and restores
-# importing pandas and matplotlib at 1.7-2.0 ms a module; the cap held the estimate at 1 ms.
-IMPORT_SECONDS_MAX = 3e-3
 MIN_MODULES_TIMED = 20  # fewer, and a cell's own work outweighs its imports
 
 
@@ -378,8 +373,8 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
     runtimes = {c.index: c.runtime for c in problem.cells.values()}
     stored_decisions = [d for d in decisions if d.action == "store"]
     rerun = set(reruns)
-    imports = import_seconds(problem.cells.values(), [c for c in problem.cells.values() if c.index not in rerun],
-                             bandwidth.import_seconds)
+    imports = import_seconds(problem.cells.values(), bandwidth.import_seconds) * sum(
+        c.imports for c in problem.cells.values() if c.index not in rerun)
     return Plan(
         groups=tuple(decisions),
         reruns=tuple(reruns),
@@ -394,17 +389,12 @@ def plan(graph: HistoryGraph, groups: Sequence[GroupInfo], bandwidth: Bandwidth)
     )
 
 
-def import_seconds(cells: Iterable[CellExecution], loaded: Iterable[CellExecution], measured: float | None) -> float:
-    """What a restore waits for while it imports the modules that the cells in `loaded` (those
-    it does not rerun) imported: at the pace a restore here measured (`measured`, a module), else
-    an import-heavy cell's own runtime (at most IMPORT_SECONDS_MAX a module), and the modules of
-    the other cells at the least pace of the import-heavy ones, at most IMPORT_SECONDS."""
+def import_seconds(cells: Iterable[CellExecution], measured: float | None) -> float:
+    """What importing one module takes here: as a restore measured it, else the least per
+    module of the cells that imported many (their runtime bounds it), at most IMPORT_SECONDS."""
     if measured is not None:
-        return measured * sum(c.imports for c in loaded)
-    heavy = [c for c in cells if c.imports >= MIN_MODULES_TIMED]
-    pace = min([IMPORT_SECONDS, *(c.runtime / c.imports for c in heavy)])
-    return sum(min(c.runtime, c.imports * IMPORT_SECONDS_MAX) if c.imports >= MIN_MODULES_TIMED else c.imports * pace
-               for c in loaded)
+        return measured
+    return min([IMPORT_SECONDS, *(c.runtime / c.imports for c in cells if c.imports >= MIN_MODULES_TIMED)])
 
 
 def _first_line(code: str) -> str:
