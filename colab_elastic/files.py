@@ -119,6 +119,7 @@ class FileLog:
         self.tmp = os.path.join(os.path.realpath(tempfile.gettempdir()), "")
         self.thread = threading.get_ident()
         self._current: CellFiles | None = None
+        self._closed: CellFiles | None = None  # the cell's, after `close` and before `end`
         self.paused = False  # while we checkpoint or restore: our own reads are not the cell's
         self._digests: dict[tuple[str, int, int], str] = {}
 
@@ -130,9 +131,15 @@ class FileLog:
     def begin(self, code: str) -> None:
         self._current = CellFiles(installs=install_lines(code), shell=bool(_SHELL.search(code)))
 
+    def close(self) -> None:
+        """The cell's own code is done: what is opened from here on (our post-cell work, a
+        module of ours imported on first use) is not the cell's."""
+        self._closed, self._current = self._current, None
+
     def end(self, index: int | None) -> None:
         """The cell was recorded as execution `index` (None: it was not recorded)."""
-        current, self._current = self._current, None
+        current = self._current if self._current is not None else self._closed
+        self._current = self._closed = None
         if current is None or index is None:
             return
         if current.reads or current.writes or current.installs or current.shell:
@@ -240,18 +247,12 @@ _installed = False
 _EVENTS = frozenset({"open", "os.remove", "os.rename"})
 
 
-# The import system's own frames: a module it reads is read for whoever imported it.
-_IMPORT_MACHINERY = ("importlib.", "_frozen_importlib")
-
-
 def _opened_by_us() -> bool:
-    """Is the code that opened the file colab_elastic's own (a snapshot `compare` writes, or a
-    module of ours imported on first use while a cell's events run)? Only asked for files that
-    passed the cheap filters: a few frames up, not on every open."""
+    """Is the code that opened the file colab_elastic's own (a snapshot `compare` writes, say)?
+    Only asked for files that passed the cheap filters: a few frames up, not on every open."""
     frame = sys._getframe(1)
-    while frame is not None and (frame.f_globals.get("__name__") == __name__
-                                 or str(frame.f_globals.get("__name__", "")).startswith(_IMPORT_MACHINERY)):
-        frame = frame.f_back  # our own hook's frames, then the import system's
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # our own hook's frames
     return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("colab_elastic.")
 
 

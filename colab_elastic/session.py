@@ -257,6 +257,7 @@ class Session:
 
     def after_cell(self, error: BaseException | None) -> None:
         if not self.busy:
+            self.files.close()  # before our own work, which opens files too
             execution = self.recorder.after(error)
             self.files.end(execution.index if execution is not None else None)
             self.autosave.after_cell(execution)

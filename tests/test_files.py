@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -156,28 +157,35 @@ def test_the_hook_is_silent_when_unloaded(tmp_path):
     assert 1 not in log.cells
 
 
-def test_a_module_we_import_is_not_the_cells_read_but_the_users_is(tmp_path, monkeypatch):
-    """A module in the working folder imported by the user's code is a file the cell read (a
-    new runtime may lack it); the same kind of file imported by our own code, on first use
-    while a cell's events run (colab_elastic checked out in the working folder), is not."""
+def test_what_our_own_work_after_a_cell_opens_is_not_the_cells(shell, tmp_path, monkeypatch):
+    """Recording in a shell whose working folder holds two modules: the one the user's cell
+    imports is a file the cell read (a new runtime may lack it); the one our own work after
+    the cell imports (colab_elastic run from a checkout in the working folder, importing a
+    module of its own on first use) is not, though the audit hook sees it on the same thread."""
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    for name in ("users_mod_zz", "ours_mod_zz"):
+    modules = ("users_mod_zz", "ours_mod_zz")
+    for name in modules:
         (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    ours: dict = {"__name__": "colab_elastic.lazy_zz"}
-    exec("def load():\n    import ours_mod_zz\n", ours)
-    log = FileLog(str(tmp_path))
-    files.install_hook(log)
+    shell.run_line_magic("load_ext", "colab_elastic")
+    from colab_elastic.extension import current
+
+    session = current().session
+    after = session.recorder.after
+
+    def after_importing(error):  # our post-cell work, importing a module on first use
+        importlib.import_module("ours_mod_zz")
+        return after(error)
+
+    monkeypatch.setattr(session.recorder, "after", after_importing)
     try:
-        log.begin("import users_mod_zz")
-        import users_mod_zz  # noqa: F401 - the user's import, as a cell would run it
-        ours["load"]()
-        log.end(1)
+        assert shell.run_cell("import users_mod_zz", store_history=True).success
+        assert "ours_mod_zz" in sys.modules
+        index = session.graph.executions[-1].index
+        assert {os.path.basename(p) for p in session.files.cells[index].reads} == {"users_mod_zz.py"}
     finally:
-        files.install_hook(None)
-    read = {os.path.basename(p) for p in log.cells[1].reads}
-    assert read == {"users_mod_zz.py"}
+        for name in modules:
+            sys.modules.pop(name, None)
 
 
 # Real kernels ----------------------------------------------------------------------------------
