@@ -200,7 +200,6 @@ class _Walk(ArrayHashing, FunctionState):
             self.hasher.text(_atom_text(obj, t))
             self.size += len(obj) if t is str else 8
 
-
     def visit(self, obj: Any, real: bool) -> list[tuple[Any, bool]]:
         t = type(obj)
         if t in _ATOMIC_TYPES:
@@ -247,6 +246,8 @@ class _Walk(ArrayHashing, FunctionState):
 
         if self.ndarray is not None and isinstance(obj, self.ndarray):
             return self.visit_ndarray(obj)
+        if self.storages and isinstance(obj, self.storages):
+            return self.visit_storage(obj)
         if self.logger is not None and isinstance(obj, self.logger):
             # Pickled by name only: a restored logger is the new runtime's, at its defaults. Its
             # level, handlers and filters are what cells change: seen here, rebuilt by a rerun.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
+from . import torch_storage
 from .fingerprint_kinds import IMMUTABLE_CONTAINERS
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class ArrayHashing:
 
     def init_arrays(self) -> None:
         """Look up the array types of the libraries the session has loaded (None if not)."""
+        self.typed_storages, self.untyped_storages = torch_storage.types()
+        self.storages = self.typed_storages + self.untyped_storages
         np = sys.modules.get("numpy")
         self.np = np
         self.ndarray = np.ndarray if np is not None else None
@@ -86,6 +89,23 @@ class ArrayHashing:
         else:
             self.hash_buffer(data)
         return children
+
+    def visit_storage(self, obj: Any) -> list[tuple[Any, bool]]:
+        """A torch storage (see `torch_storage`). A typed one is its untyped one, which is the
+        memory: met for real, so every tensor looking into it shares it; hashed by its bytes."""
+        if isinstance(obj, self.typed_storages):
+            self.tag(f"typed {obj.dtype}")
+            return [(obj._untyped_storage, True)]
+        self.tag(torch_storage.describe(obj))
+        self.size += obj.nbytes()
+        if not torch_storage.has_bytes(obj):
+            return []
+        if not torch_storage.handled(obj):
+            self.complete = False  # memory we cannot read: assume any reader changes it
+            return []
+        data = torch_storage.host_bytes(obj)
+        self.hasher.update(data if data.size else b"")
+        return []
 
     def share_root(self, arr: Any) -> None:
         """Count the array owning `arr`'s memory as reachable: views of one base are aliases."""

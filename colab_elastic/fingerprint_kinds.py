@@ -104,7 +104,7 @@ def _route(t: type, walk: Any) -> str:
     if t in (dict, list, tuple):
         return CONTAINER
     special = (UNPICKLABLE, LIVE_ITERATORS, io.IOBase, types.FunctionType, types.MethodType, set, frozenset,
-               bytearray, memoryview, walk.pandas_types)
+               bytearray, memoryview, walk.pandas_types, walk.storages)
     if ((walk.ndarray is not None and issubclass(t, walk.ndarray))
             or (walk.logger is not None and issubclass(t, walk.logger))
             or t is pickle.PickleBuffer or any(issubclass(t, kinds) for kinds in special)):

@@ -13,6 +13,8 @@ rules for things a notebook defines, none of which stdlib pickle or cloudpickle 
 - numpy arrays that share memory in the group (`view = arr[:, 1]`) are stored as views of
   one base array, so writing through one is still seen through the other after a restore;
   that base comes back owning its memory, and is the `.base` of the views;
+- torch tensors that share memory in the group (`view = base[1:3]`) still share it after a
+  restore: their storage is written once, as a buffer (see `torch_storage`);
 - the builtins namespace (`d['__builtins__']` after `exec(code, d)`) is stored as a reference;
 - large object arrays of strings (pandas 2.2's text columns) are written without pickle's memo
   where that changes nothing (2.5x faster to write; see `text_pickle`), with the digest of their
@@ -47,7 +49,7 @@ import types
 import warnings
 from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 
-from . import pages, shared_arrays, text_pickle
+from . import pages, shared_arrays, text_pickle, torch_storage
 from .frames import FRAMED, FrameWriter, Prefixed, WholeReads, buffers_from, read_exact
 
 if TYPE_CHECKING:
@@ -92,11 +94,14 @@ class _Pickler(pickle.Pickler):
         self.fallback = fallback
         self.strings = strings
         self.texts = text_pickle.TextPickling()
+        self.typed_storages, self.untyped_storages = torch_storage.types()
 
     def reducer_override(self, obj: Any) -> Any:
         rule = self.notebook_rule(obj)
         if rule is NotImplemented:
             rule = self.text_rule(obj)
+        if rule is NotImplemented and self.typed_storages:
+            rule = self.storage_rule(obj)
         if rule is NotImplemented and self.fallback:
             return self.reduce_or_dill(obj)
         return rule
@@ -113,6 +118,15 @@ class _Pickler(pickle.Pickler):
             return obj.__reduce_ex__(5)
         except _REFUSED:
             return _by_dill(obj, self.namespace)
+
+    def storage_rule(self, obj: Any) -> Any:
+        """A torch storage (see `torch_storage`): one memo entry per memory, whichever tensors
+        look into it, and its bytes as a buffer rather than a `torch.save` file with a copy."""
+        if isinstance(obj, self.typed_storages) and torch_storage.handled(obj._untyped_storage):
+            return torch_storage.reduce_typed(obj)
+        if isinstance(obj, self.untyped_storages) and torch_storage.handled(obj):
+            return torch_storage.reduce_untyped(obj)
+        return NotImplemented
 
     def text_rule(self, obj: Any) -> Any:
         """A large object array of strings: its segments written without pickle's memo where

@@ -145,6 +145,7 @@ class Session:
         self.writer = uuid.uuid4().hex[:8]
         self.autosave = AutoCheckpointer(self, auto_policy)
         self.last_checkpoint: CheckpointResult | None = None
+        self.last_restore: RestoreReport | None = None  # its report, for a look after the fact
         self.last_checkpoint_time: datetime.datetime | None = None
         if not _LINEAGE:
             _LINEAGE.append(uuid.uuid4().hex[:12])
@@ -383,8 +384,7 @@ class Session:
         refused with UntrustedCheckpointError, whose `summary` says what it would run.
         `strict`: once the session is restored, any difference from the original raises
         RestoreVerificationError (carrying the report). `install`: replay the recorded
-        install lines first. Missing packages are named (`notify`) before any cell runs.
-        """
+        install lines first. Missing packages are named (`notify`) before any cell runs."""
         target = sharing.zip_url(self.url(url))
         store = self.store(target, storage_options, opener=sharing.open_for_restore)
         pointer = store.pointer()
@@ -392,7 +392,6 @@ class Session:
         verdict = None if trust else judge(store, manifest)
         if verdict is not None and not verdict.yours:
             from .report import foreign_text, visible
-
             raise UntrustedCheckpointError(
                 visible(f"{target} holds a checkpoint that is not yours ({verdict.why}); restoring it runs its "
                         "author's code (shown above): add --trust (or trust=True) if you trust it", lines=False),
@@ -425,6 +424,7 @@ class Session:
         self.measure(target, read=(report.bytes_read, report.read_seconds), rerun_overhead=report.rerun_overhead,
                      import_seconds=report.per_import())
         self._known_blobs[target] = _manifest_blobs(manifest, damaged=report.fallbacks)
+        self.last_restore = report
         if strict and not report.ok:
             raise RestoreVerificationError(f"strict restore: {report.problem_summary()}", report)
         return report

@@ -10,7 +10,5 @@ cell that created it without the change.
 from __future__ import annotations
 
 KNOWN_FAILING: dict[str, str] = {
-    "tensor_view": ("a change made through the base tensor is not seen in its view (shared storage is not followed); "
-                    "it is recorded against the next cell that reads the view (seen in 2 runs of 3)"),
     "tqdm": "tqdm.update() is not seen (tqdm reduces to its constructor arguments, not its count)",
 }

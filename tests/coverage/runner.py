@@ -44,11 +44,13 @@ class Outcome:
     trips: dict[str, str] = field(default_factory=dict)  # independent serializer -> equal / differs / error
     sane: bool | None = None  # the original equals a rebuilt value (the case is deterministic)
     equal: bool | None = None  # the restored value equals a rebuilt one
+    flagged: bool = False  # the restore's own verification said it differs from the original
     notes: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
-        if not self.sane or self.equal is not True or self.detected is False or self.action not in ("store", "recompute"):
+        if (not self.sane or self.equal is not True or self.detected is False or self.flagged
+                or self.action not in ("store", "recompute")):
             return FAILING
         if self.action == "recompute" and BY_DESIGN in self.reason and not self.spurious:
             return SUPPORTED  # a notebook class is never stored: its cell is cheap and recreates it
@@ -74,6 +76,8 @@ class Outcome:
             notes.append(f"lost: {self.reason}")
         if self.action == "store" and self.equal is False:
             notes.append("restored value differs")
+        if self.flagged:
+            notes.append("the restore said it differs from the original" + (" (a false alarm)" if self.equal else ""))
         return "; ".join(dict.fromkeys(notes))
 
 
@@ -114,12 +118,14 @@ RESULT = [d.to_json() for d in result.plan.groups]
 """
 
 COMPARE = """
+from colab_elastic.extension import current
+differs = current().session.last_restore.differs  # what our own verification said
 RESULT = {}
 for name, cells, state in ARGS:
     if name not in NS:
-        RESULT[name] = [None, "not restored"]
+        RESULT[name] = [None, "not restored", False]
     else:
-        RESULT[name] = list(compare(NS[name], cells, name, state, NS))
+        RESULT[name] = [*compare(NS[name], cells, name, state, NS), name in differs]
 """
 
 
@@ -174,7 +180,7 @@ def run_group(cases: list[Case], root: Path) -> tuple[list[Outcome], float]:
     finally:
         second.close()
     for case in cases:
-        equal, note = compared[case.var]
+        equal, note, outcomes[case.var].flagged = compared[case.var]
         outcomes[case.var].equal = equal
         if note:
             outcomes[case.var].notes.append(f"after the restore: {note}")
