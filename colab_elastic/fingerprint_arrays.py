@@ -96,7 +96,7 @@ class ArrayHashing:
         if isinstance(obj, self.typed_storages):
             self.tag(f"typed {obj.dtype}")
             return [(obj._untyped_storage, True)]
-        self.tag(torch_storage.describe(obj))
+        self.tag(torch_storage.label(obj))
         self.size += obj.nbytes()
         if not torch_storage.has_bytes(obj):
             return []

@@ -18,9 +18,11 @@ from __future__ import annotations
 import importlib
 import pickle
 import sys
+import warnings
 from typing import Any
 
 from . import pages
+from .errors import RestoreWarning, describe
 
 # Devices whose storages are copied to the host to be read, and rebuilt there on load. Others
 # (`meta` has no data; XLA and the like) keep torch's own pickling.
@@ -48,7 +50,7 @@ def has_bytes(untyped: Any) -> bool:
     return untyped.device.type != "meta"
 
 
-def describe(untyped: Any) -> str:
+def label(untyped: Any) -> str:
     """What a storage is, besides its bytes: where it lives and how long it is."""
     return f"storage {untyped.device} {untyped.nbytes()}"
 
@@ -84,4 +86,14 @@ def _untyped(device: str, data: Any) -> Any:
         # Memory of its own, as torch's own load gives (a large one copied a slice at a time,
         # onto the pages `pages` finds faster to fault in).
         pages.copy_into(view, torch.empty(0, dtype=torch.uint8).set_(storage).numpy())
-    return storage if device == "cpu" else storage.to(device=torch.device(device))
+    if device == "cpu":
+        return storage
+    try:
+        return storage.to(device=torch.device(device))
+    except (RuntimeError, AssertionError) as exc:  # no such device here: a CPU-only build asserts
+        # A GPU runtime preempted, the session resumed on a CPU one: the trained weights are
+        # kept, on the CPU, and said so, rather than lost with the group (its cells, rerun here,
+        # would fail to reach the GPU too). The restore's verification names them as differing.
+        warnings.warn(f"tensors stored from {device} are loaded on the CPU: this runtime has no {device} "
+                      f"({describe(exc)}); move them with .to(device) where it has one", RestoreWarning, stacklevel=2)
+        return storage

@@ -17,7 +17,8 @@ import sys
 
 import pytest
 
-from colab_elastic import randomness
+from colab_elastic import randomness, torch_storage
+from colab_elastic.errors import RestoreWarning
 from colab_elastic.fingerprint import fingerprint
 from colab_elastic.serialize import dump_group, load_group
 from tests.kernels import roundtrip
@@ -78,6 +79,27 @@ def test_views_of_one_storage_are_co_variables_and_come_back_sharing_it():
     back["view"][0] = 42.0
     assert back["base"][1] == 42.0
     assert back["ints"].untyped_storage().data_ptr() == back["base"].untyped_storage().data_ptr()
+
+
+def test_tensors_stored_on_a_gpu_runtime_load_on_the_cpu_of_one_without(monkeypatch):
+    """Colab preempted the GPU; the session resumes on a CPU runtime: the trained weights come
+    back, on the CPU, with a warning that says so (not lost with their group)."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 2)
+    on_gpu = torch_storage.reduce_untyped
+
+    def written_on_a_gpu_runtime(untyped):  # what a CUDA storage writes: its device, its bytes
+        rebuild, (_, data) = on_gpu(untyped)
+        return rebuild, ("cuda:0", data)
+
+    monkeypatch.setattr(torch_storage, "reduce_untyped", written_on_a_gpu_runtime)
+    buffer = io.BytesIO()
+    dump_group({"net": net}, buffer, {})
+    with pytest.warns(RestoreWarning, match="stored from cuda:0 are loaded on the CPU"):
+        back = load_group(buffer.getvalue(), {})["net"]
+    assert back.weight.device.type == "cpu" and torch.equal(back.weight, net.weight) and torch.equal(back.bias, net.bias)
 
 
 @pytest.mark.kernel
