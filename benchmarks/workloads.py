@@ -6,6 +6,7 @@ expression, run in the original and each restored kernel, that must give the sam
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 
@@ -177,5 +178,37 @@ def sklearn_notebook(scale: float) -> Workload:
     )
 
 
+def torch_training(scale: float) -> Workload:
+    """A PyTorch notebook: a large synthetic tensor data set split into views, an MLP trained
+    with Adam for a few hundred steps (the slow part), a validation loss."""
+    rows = max(20_000, int(1_500_000 * scale))  # 65 float32 columns: ~0.4 GB at full size
+    steps = max(20, int(400 * scale))
+    split = int(rows * 0.9)
+    return Workload(
+        "torch-training",
+        f"{rows * 65 * 4 / 1e9:.2f} GB synthetic tensors (cheap) in train/validation views, "
+        f"MLP trained {steps} Adam steps (slow)",
+        [
+            "import torch\nimport torch.nn.functional as F\ntorch.manual_seed(0)",
+            f"X = torch.randn({rows}, 64)\ntrue_w = torch.randn(64)\ny = torch.tanh(X @ true_w) + 0.1 * torch.randn({rows})",
+            f"X_train, y_train = X[:{split}], y[:{split}]\nX_val, y_val = X[{split}:], y[{split}:]",
+            "model = torch.nn.Sequential(torch.nn.Linear(64, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512),\n"
+            "                            torch.nn.ReLU(), torch.nn.Linear(512, 1))\n"
+            "opt = torch.optim.Adam(model.parameters(), lr=1e-3)\nlosses = []",
+            f"for step in range({steps}):\n"
+            "    idx = torch.randint(0, len(X_train), (4096,))\n"
+            "    loss = F.mse_loss(model(X_train[idx]).squeeze(1), y_train[idx])\n"
+            "    opt.zero_grad()\n    loss.backward()\n    opt.step()\n    losses.append(loss.item())",
+            "model.eval()\nwith torch.no_grad():\n    val_loss = F.mse_loss(model(X_val).squeeze(1), y_val).item()",
+        ],
+        "[round(val_loss, 8), round(float(sum(p.double().sum() for p in model.parameters())), 6), len(losses), "
+        "round(float(X[::997].double().sum()), 4), X_train.untyped_storage().data_ptr() == X.untyped_storage().data_ptr(), "
+        "sorted(opt.state_dict()['state'])]",
+    )
+
+
 def all_workloads(scale: float) -> list[Workload]:
-    return [training(scale), features(scale), simulation(scale), sales_eda(scale), sklearn_notebook(scale)]
+    """The five notebooks, and the PyTorch one where torch is installed (it is not on the Colab
+    stack this repository builds: PyPI's torch is a several-GB CUDA build)."""
+    found = [training(scale), features(scale), simulation(scale), sales_eda(scale), sklearn_notebook(scale)]
+    return found + ([torch_training(scale)] if importlib.util.find_spec("torch") is not None else [])
