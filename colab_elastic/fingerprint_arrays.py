@@ -1,7 +1,8 @@
-"""Hashing numpy arrays (plain, masked, record, views) and pandas text columns in place.
+"""Hashing numpy arrays (plain, masked, record, views), pandas text columns and torch storages
+in place.
 
 Part of the fingerprint walk (see `fingerprint`), kept apart because it is the one part that
-knows numpy and pandas. Pure: neither is imported here; both are looked up in `sys.modules`,
+knows numpy, pandas and torch. Pure: none is imported here; each is looked up in `sys.modules`,
 so a session that never imported them never pays for them.
 """
 

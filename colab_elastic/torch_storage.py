@@ -41,8 +41,9 @@ def types() -> tuple[tuple[type, ...], tuple[type, ...]]:
 
 
 def handled(untyped: Any) -> bool:
-    """Do we read and write this storage's bytes ourselves (see `_DEVICES`)?"""
-    return untyped.device.type in _DEVICES
+    """Do we read and write this storage's bytes ourselves (see `_DEVICES`)? Through numpy,
+    which torch uses when it is installed (as it always is in Colab)."""
+    return untyped.device.type in _DEVICES and sys.modules.get("numpy") is not None
 
 
 def has_bytes(untyped: Any) -> bool:
