@@ -106,6 +106,8 @@ class ArrayHashing:
             return []
         data = torch_storage.host_bytes(obj)
         self.hasher.update(data if data.size else b"")
+        if data.size and obj.device.type == "cpu":
+            self.objects.add(torch_storage.memory_key(obj.data_ptr()))  # a numpy array's, maybe
         return []
 
     def share_root(self, arr: Any) -> None:
@@ -116,6 +118,9 @@ class ArrayHashing:
         if base is not arr:
             self.objects.add(id(base))
             self.keepalive.append(base)
+        if self.storages and isinstance(base, self.ndarray) and base.nbytes:
+            # A tensor made by `torch.from_numpy` uses this memory: see `visit_storage`.
+            self.objects.add(torch_storage.memory_key(torch_storage.address(base)))
 
     def hash_buffer(self, data: Any) -> None:
         """Hash a plain ndarray's bytes in C order, without a copy when it is contiguous."""

@@ -13,8 +13,8 @@ rules for things a notebook defines, none of which stdlib pickle or cloudpickle 
 - numpy arrays that share memory in the group (`view = arr[:, 1]`) are stored as views of
   one base array, so writing through one is still seen through the other after a restore;
   that base comes back owning its memory, and is the `.base` of the views;
-- torch tensors that share memory in the group (`view = base[1:3]`) still share it after a
-  restore: their storage is written once, as a buffer (see `torch_storage`);
+- torch tensors that share memory in the group (`view = base[1:3]`, or with a numpy array:
+  `t = torch.from_numpy(a)`) still share it after a restore (see `torch_storage`);
 - the builtins namespace (`d['__builtins__']` after `exec(code, d)`) is stored as a reference;
 - large object arrays of strings (pandas 2.2's text columns) are written without pickle's memo
   where that changes nothing (2.5x faster to write; see `text_pickle`), with the digest of their
@@ -95,6 +95,8 @@ class _Pickler(pickle.Pickler):
         self.strings = strings
         self.texts = text_pickle.TextPickling()
         self.typed_storages, self.untyped_storages = torch_storage.types()
+        # Numpy memory that a tensor of the group uses too (`torch.from_numpy`), by address.
+        self.numpy_memory = {torch_storage.address(r): r for r in shared_roots.values()} if self.typed_storages else {}
 
     def reducer_override(self, obj: Any) -> Any:
         rule = self.notebook_rule(obj)
@@ -120,11 +122,13 @@ class _Pickler(pickle.Pickler):
             return _by_dill(obj, self.namespace)
 
     def storage_rule(self, obj: Any) -> Any:
-        """A torch storage (see `torch_storage`): one memo entry per memory, whichever tensors
-        look into it, and its bytes as a buffer rather than a `torch.save` file with a copy."""
+        """A torch storage (see `torch_storage`): one memo entry per memory, its bytes a buffer."""
         if isinstance(obj, self.typed_storages) and torch_storage.handled(obj._untyped_storage):
             return torch_storage.reduce_typed(obj)
         if isinstance(obj, self.untyped_storages) and torch_storage.handled(obj):
+            root = self.numpy_memory.get(obj.data_ptr()) if obj.device.type == "cpu" else None
+            if root is not None and root.nbytes >= obj.nbytes():
+                return torch_storage.over_array, (root,)  # the array's memory, shared again on load
             return torch_storage.reduce_untyped(obj)
         return NotImplemented
 
@@ -309,7 +313,9 @@ def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
         if isinstance(root, np.ndarray) and root.base is None:
             roots[id(root)] = root
             users.setdefault(id(root), []).append(arr)
-    return {key: roots[key] for key, found in users.items() if len({id(a) for a in found}) > 1}
+    tensors = torch_storage.storage_addresses(values.values()) if roots else set()
+    return {key: roots[key] for key, found in users.items()
+            if len({id(a) for a in found}) > 1 or (tensors and torch_storage.address(roots[key]) in tensors)}
 
 
 def _memory_bytes(arr: Any) -> Any:

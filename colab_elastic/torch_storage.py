@@ -40,6 +40,34 @@ def types() -> tuple[tuple[type, ...], tuple[type, ...]]:
     return (typed,), (untyped,)
 
 
+def memory_key(address: int) -> int:
+    """A shared-object key for the memory at `address`, the same for a torch storage and for
+    the numpy array whose memory it uses (`t = torch.from_numpy(a)`: writing `a` changes `t`).
+    Odd, so never a Python object's id (those are multiples of 8)."""
+    return (address << 1) | 1
+
+
+def address(arr: Any) -> int:
+    """Where a numpy array's data starts."""
+    return arr.__array_interface__["data"][0]
+
+
+def storage_addresses(values: Any) -> set[int]:
+    """Where the storages of the tensors among `values` (a group's, and one level down in a
+    list, tuple or dict) start: what a numpy array of the group may share with them."""
+    torch = sys.modules.get("torch")
+    tensor = getattr(torch, "Tensor", None)
+    if not isinstance(tensor, type):
+        return set()
+    found = set()
+    for value in values:
+        inner = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+        for candidate in (value, *inner):
+            if isinstance(candidate, tensor) and candidate.device.type == "cpu":
+                found.add(candidate.untyped_storage().data_ptr())
+    return found
+
+
 def handled(untyped: Any) -> bool:
     """Do we read and write this storage's bytes ourselves (see `_DEVICES`)? Through numpy,
     which torch uses when it is installed (as it always is in Colab)."""
@@ -73,6 +101,16 @@ def reduce_typed(typed: Any) -> tuple[Any, ...]:
 def reduce_untyped(untyped: Any) -> tuple[Any, ...]:
     """An `UntypedStorage`: its device and bytes, as a buffer the pickler may write out of band."""
     return _untyped, (str(untyped.device), pickle.PickleBuffer(host_bytes(untyped)))
+
+
+def over_array(root: Any) -> Any:
+    """The storage of `torch.from_numpy(root)`: `root`'s own memory (a contiguous array that owns it)."""
+    np = sys.modules["numpy"]
+    torch = importlib.import_module("torch")
+    flat = (root if root.flags.c_contiguous else root.T).reshape(-1).view(np.uint8)
+    with warnings.catch_warnings():  # a read-only array: so was the original's
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(flat).untyped_storage()
 
 
 def _typed(untyped: Any, dtype: Any) -> Any:

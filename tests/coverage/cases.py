@@ -409,6 +409,8 @@ tor("tensor", "Tensor (CPU)", "VAR = torch.arange(6.0).reshape(2, 3)", "VAR[0, 0
     note="a CUDA tensor cannot be tried here (no GPU on this machine or CI)")
 tor("tensor_grad", "Tensor (requires_grad)", "VAR = torch.ones(3, requires_grad=True)", "VAR.data.mul_(2)")
 tor("tensor_view", "Tensor view", "VAR_base = torch.zeros(4)\nVAR = VAR_base[1:3]", "VAR_base[1] = 5")
+tor("from_numpy", "Tensor from torch.from_numpy", "import numpy as np\nVAR_a = np.zeros(3, dtype=np.float32)\nVAR = torch.from_numpy(VAR_a)",
+    "VAR_a[0] = 5", note="shares the array's memory, before and after a restore")
 tor("int_tensor", "Tensor (int64)", "VAR = torch.tensor([1, 2, 3])", "VAR.add_(1)")
 tor("parameter", "nn.Parameter", "VAR = torch.nn.Parameter(torch.ones(2))", "VAR.data[0] = 3")
 tor("linear", "nn.Linear", "torch.manual_seed(0)\nVAR = torch.nn.Linear(3, 2)", "VAR.weight.data.fill_(0.5)")

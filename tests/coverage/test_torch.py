@@ -10,6 +10,7 @@ against what we recorded.
 
 from __future__ import annotations
 
+import ast
 import io
 import pickle
 import subprocess
@@ -113,6 +114,41 @@ def test_a_torch_session_comes_back_equal_sharing_and_verified(tmp_path):
         assert trip.value("view.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()") == "True", text
         trip.kernel.run("base[2] = 7.0").raise_for_error()
         assert trip.value("view[0].item()") == "7.0"
+        assert "restored and verified" in text and "differs" not in text, text
+    finally:
+        trip.kernel.close()
+
+
+def test_a_tensor_made_from_a_numpy_array_is_its_co_variable_and_comes_back_sharing_it():
+    np = pytest.importorskip("numpy")
+    a = np.arange(4, dtype=np.float32)
+    group = {"a": a, "t": torch.from_numpy(a), "other": np.ones(3)}
+    prints = {name: fingerprint(value) for name, value in group.items()}
+    assert prints["a"].objects & prints["t"].objects
+    assert not prints["t"].objects & prints["other"].objects
+    buffer = io.BytesIO()
+    dump_group(group, buffer, {})
+    back = load_group(buffer.getvalue(), {})
+    assert np.array_equal(back["a"], a) and torch.equal(back["t"], group["t"])
+    back["a"][0] = 9.0
+    assert back["t"][0].item() == 9.0  # one memory again, as `torch.from_numpy` made it
+
+
+@pytest.mark.kernel
+def test_a_change_through_a_numpy_array_is_seen_in_the_tensor_made_from_it(tmp_path):
+    cells = ["import time\nimport numpy as np, torch",
+             "time.sleep(0.4)\na = np.zeros(4, dtype=np.float32)\nt = torch.from_numpy(a)",
+             "a[0] = 5"]
+    trip = roundtrip(tmp_path, cells, env={"COLAB_ELASTIC_AUTO": "off"})
+    try:
+        text = trip.restore.text
+        assert trip.value("t.tolist()") == "[5.0, 0.0, 0.0, 0.0]", text
+        trip.kernel.run("a[1] = 7").raise_for_error()
+        assert trip.value("t[1].item()") == "7.0", text
+        writes = ast.literal_eval(trip.value("[sorted({n for n, _ in e.writes}) for e in "
+                                             "__import__('colab_elastic.extension').extension.current().session.graph.executions]"))
+        assert writes[3] == ["a", "t"], writes  # `a[0] = 5` changed both, as recorded before the kill
+        assert ["a", "t"] in writes[4:], writes  # and `a[1] = 7` after the restore, by the restored session
         assert "restored and verified" in text and "differs" not in text, text
     finally:
         trip.kernel.close()
