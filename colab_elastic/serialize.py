@@ -162,7 +162,7 @@ class _Pickler(pickle.Pickler):
         if self.shared_roots and self.shared_roots.get(id(obj)) is obj and (obj.flags.c_contiguous or obj.flags.f_contiguous):
             # The owner of shared memory: numpy's own pickle loads it as a view of a hidden
             # buffer, so it must come back owning its data (and be the `.base` of its views).
-            return _owned_array, (pickle.PickleBuffer(_memory_bytes(obj)), obj.shape, obj.strides, obj.dtype,
+            return _owned_array, (pickle.PickleBuffer(shared_arrays.memory_bytes(obj)), obj.shape, obj.strides, obj.dtype,
                                   obj.flags.writeable)
         if isinstance(obj, types.ModuleType):
             return importlib.import_module, (obj.__name__,)
@@ -295,16 +295,21 @@ def _lookup(namespace: Mapping[str, Any], qualname: str) -> Any:
 
 def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
     """Base arrays that two or more arrays of the group look into (top level and one level
-    down, and the arrays inside pandas objects there: frames that share blocks)."""
+    down, and the arrays inside pandas objects there: frames that share blocks), or an array and
+    a tensor (`torch.from_numpy`)."""
     np = sys.modules.get("numpy")
     if np is None:
         return {}
     arrays = []
+    tensor = torch_storage.tensor_type()
+    tensors: set[int] = set()  # where the group's tensors' memory starts: `torch.from_numpy(a)` uses a's
     for value in values.values():
         inner = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
         for candidate in (value, *inner):
             if isinstance(candidate, np.ndarray) and not candidate.dtype.hasobject:
                 arrays.append(candidate)
+            elif tensor is not None and isinstance(candidate, tensor) and candidate.device.type == "cpu":
+                tensors.add(candidate.untyped_storage().data_ptr())
     arrays += [arr for arr in shared_arrays.pandas_arrays(values) if not arr.dtype.hasobject]
     users: dict[int, list[Any]] = {}
     roots: dict[int, Any] = {}
@@ -313,15 +318,8 @@ def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
         if isinstance(root, np.ndarray) and root.base is None:
             roots[id(root)] = root
             users.setdefault(id(root), []).append(arr)
-    tensors = torch_storage.storage_addresses(values.values()) if roots else set()
     return {key: roots[key] for key, found in users.items()
             if len({id(a) for a in found}) > 1 or (tensors and torch_storage.address(roots[key]) in tensors)}
-
-
-def _memory_bytes(arr: Any) -> Any:
-    """A C- or Fortran-contiguous array's memory as bytes, in memory order, whatever its dtype
-    (datetimes, and records holding them, export no buffer of their own)."""
-    return (arr if arr.flags.c_contiguous else arr.T).reshape(-1).view(sys.modules["numpy"].uint8)
 
 
 def _owned_array(data: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, writeable: bool) -> Any:
@@ -332,7 +330,7 @@ def _owned_array(data: Any, shape: tuple[int, ...], strides: tuple[int, ...], dt
     # memory as a read does).
     stored = np.ndarray(shape, dtype=dtype, buffer=data, strides=strides)
     arr = np.empty(shape, dtype=dtype, order="C" if stored.flags.c_contiguous else "F")
-    pages.copy_into(memoryview(data).cast("B"), _memory_bytes(arr))
+    pages.copy_into(memoryview(data).cast("B"), shared_arrays.memory_bytes(arr))
     if not writeable:
         arr.flags.writeable = False
     return arr

@@ -74,6 +74,12 @@ def block_arrays(value: Any) -> list[Any]:
     return [arr for frame in frames(value) for block in _blocks(frame) for arr in _arrays(block.values)]
 
 
+def memory_bytes(arr: Any) -> Any:
+    """A C- or Fortran-contiguous array's memory as bytes, in memory order, whatever its dtype
+    (datetimes, and records holding them, export no buffer of their own)."""
+    return (arr if arr.flags.c_contiguous else arr.T).reshape(-1).view(sys.modules["numpy"].uint8)
+
+
 def memory_root(arr: Any) -> Any:
     """The array that owns the memory a view looks at (numpy collapses chains of views)."""
     while type(getattr(arr, "base", None)).__name__ == "ndarray":

@@ -21,7 +21,7 @@ import sys
 import warnings
 from typing import Any
 
-from . import pages
+from . import pages, shared_arrays
 from .errors import RestoreWarning, describe
 
 # Devices whose storages are copied to the host to be read, and rebuilt there on load. Others
@@ -52,20 +52,10 @@ def address(arr: Any) -> int:
     return arr.__array_interface__["data"][0]
 
 
-def storage_addresses(values: Any) -> set[int]:
-    """Where the storages of the tensors among `values` (a group's, and one level down in a
-    list, tuple or dict) start: what a numpy array of the group may share with them."""
-    torch = sys.modules.get("torch")
-    tensor = getattr(torch, "Tensor", None)
-    if not isinstance(tensor, type):
-        return set()
-    found = set()
-    for value in values:
-        inner = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-        for candidate in (value, *inner):
-            if isinstance(candidate, tensor) and candidate.device.type == "cpu":
-                found.add(candidate.untyped_storage().data_ptr())
-    return found
+def tensor_type() -> type | None:
+    """`torch.Tensor`, or None where torch is not (fully) imported."""
+    tensor = getattr(sys.modules.get("torch"), "Tensor", None)
+    return tensor if isinstance(tensor, type) else None
 
 
 def handled(untyped: Any) -> bool:
@@ -105,9 +95,8 @@ def reduce_untyped(untyped: Any) -> tuple[Any, ...]:
 
 def over_array(root: Any) -> Any:
     """The storage of `torch.from_numpy(root)`: `root`'s own memory (a contiguous array that owns it)."""
-    np = sys.modules["numpy"]
     torch = importlib.import_module("torch")
-    flat = (root if root.flags.c_contiguous else root.T).reshape(-1).view(np.uint8)
+    flat = shared_arrays.memory_bytes(root)
     with warnings.catch_warnings():  # a read-only array: so was the original's
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(flat).untyped_storage()
