@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from . import torch_storage
+from . import shared_arrays, torch_storage
 from .fingerprint_kinds import IMMUTABLE_CONTAINERS
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class ArrayHashing:
             self.keepalive.append(base)
         if self.storages and isinstance(base, self.ndarray) and base.nbytes:
             # A tensor made by `torch.from_numpy` uses this memory: see `visit_storage`.
-            self.objects.add(torch_storage.memory_key(torch_storage.address(base)))
+            self.objects.add(torch_storage.memory_key(shared_arrays.address(base)))
 
     def hash_buffer(self, data: Any) -> None:
         """Hash a plain ndarray's bytes in C order, without a copy when it is contiguous."""
@@ -342,7 +342,7 @@ class StringMemo:
         # have none, and its kind decides how its text is hashed (`_digest_strings`).
         if found is None or found[0]() is not base or found[1].kind != "string":
             return None
-        offset = arr.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        offset = shared_arrays.address(arr) - shared_arrays.address(base)
         start, partial = divmod(offset, base.strides[0])
         if partial or not 0 <= start <= base.shape[0] - arr.shape[0]:
             return None

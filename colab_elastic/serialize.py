@@ -96,7 +96,7 @@ class _Pickler(pickle.Pickler):
         self.texts = text_pickle.TextPickling()
         self.typed_storages, self.untyped_storages = torch_storage.types()
         # Numpy memory that a tensor of the group uses too (`torch.from_numpy`), by address.
-        self.numpy_memory = {torch_storage.address(r): r for r in shared_roots.values()} if self.typed_storages else {}
+        self.numpy_memory = {shared_arrays.address(r): r for r in shared_roots.values()} if self.typed_storages else {}
 
     def reducer_override(self, obj: Any) -> Any:
         rule = self.notebook_rule(obj)
@@ -157,7 +157,7 @@ class _Pickler(pickle.Pickler):
         if self.shared_roots and type(obj).__name__ == "ndarray" and obj.base is not None:
             root = shared_arrays.memory_root(obj)
             if id(root) in self.shared_roots and root is not obj:
-                start = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+                start = shared_arrays.address(obj) - shared_arrays.address(root)
                 return _array_view, (root, start, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
         if self.shared_roots and self.shared_roots.get(id(obj)) is obj and (obj.flags.c_contiguous or obj.flags.f_contiguous):
             # The owner of shared memory: numpy's own pickle loads it as a view of a hidden
@@ -319,7 +319,7 @@ def _shared_roots(values: Mapping[str, Any]) -> dict[int, Any]:
             roots[id(root)] = root
             users.setdefault(id(root), []).append(arr)
     return {key: roots[key] for key, found in users.items()
-            if len({id(a) for a in found}) > 1 or (tensors and torch_storage.address(roots[key]) in tensors)}
+            if len({id(a) for a in found}) > 1 or (tensors and shared_arrays.address(roots[key]) in tensors)}
 
 
 def _owned_array(data: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, writeable: bool) -> Any:

@@ -74,6 +74,11 @@ def block_arrays(value: Any) -> list[Any]:
     return [arr for frame in frames(value) for block in _blocks(frame) for arr in _arrays(block.values)]
 
 
+def address(arr: Any) -> int:
+    """Where a numpy array's data starts."""
+    return arr.__array_interface__["data"][0]
+
+
 def memory_bytes(arr: Any) -> Any:
     """A C- or Fortran-contiguous array's memory as bytes, in memory order, whatever its dtype
     (datetimes, and records holding them, export no buffer of their own)."""

@@ -47,11 +47,6 @@ def memory_key(address: int) -> int:
     return (address << 1) | 1
 
 
-def address(arr: Any) -> int:
-    """Where a numpy array's data starts."""
-    return arr.__array_interface__["data"][0]
-
-
 def tensor_type() -> type | None:
     """`torch.Tensor`, or None where torch is not (fully) imported."""
     tensor = getattr(sys.modules.get("torch"), "Tensor", None)
@@ -113,7 +108,7 @@ def _untyped(device: str, data: Any) -> Any:
     if view.nbytes:
         # Memory of its own, as torch's own load gives (a large one copied a slice at a time,
         # onto the pages `pages` finds faster to fault in).
-        pages.copy_into(view, torch.empty(0, dtype=torch.uint8).set_(storage).numpy())
+        pages.copy_into(view, host_bytes(storage))
     if device == "cpu":
         return storage
     try:
