@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import xxhash
 
+from . import shared_arrays, torch_storage
 from .errors import describe
 from .fingerprint_kinds import ATOMIC, IMMUTABLE_CONTAINERS, LEAF_CALLABLES, REPR_HASHED
 from .fingerprint_state import without_matplotlib_bookkeeping
@@ -233,15 +234,19 @@ def _shared_objects(met: list[Any], is_notebook_defined: Callable[[Any], bool]) 
 
 
 def _roots(arrays: Any) -> dict[int, Any]:
-    """The arrays owning the memory of these views, by id (as the walk's `share_root`). A
-    function of its own: no loop variable of the caller's keeps the last array alive."""
+    """The arrays owning the memory of these views, by id, and where torch is loaded the keys of
+    that memory (as the walk's `share_root`). A function of its own: no loop variable of the
+    caller's keeps the last array alive."""
     roots: dict[int, Any] = {}
+    np, with_torch = sys.modules.get("numpy"), bool(torch_storage.types()[0])
     for array in arrays:
         root = array
         while getattr(root, "base", None) is not None:
             root = root.base
         if root is not array:
             roots[id(root)] = root
+        if with_torch and isinstance(root, np.ndarray) and root.nbytes:
+            roots[torch_storage.memory_key(shared_arrays.address(root))] = None
     return roots
 
 
